@@ -1,0 +1,90 @@
+"""The versioned JSON-lines event stream shared by every long job (prep, train).
+
+One JSON object per line, flushed as it is written. Every object has:
+  "v"    schema version (SCHEMA_VERSION)
+  "ts"   UNIX time in seconds (float)
+  "type" what happened ("log", "progress", "state", "step", ...; see docs/events.md)
+A reader that meets a newer "v" than it knows should still show the types it knows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+
+def _default(obj: Any) -> Any:
+    # numpy scalars and paths appear in payloads; JSON has no type for them
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def encode(event_type: str, **fields: Any) -> str:
+    record = {"v": SCHEMA_VERSION, "ts": round(time.time(), 3), "type": event_type}
+    record.update(fields)
+    return json.dumps(record, ensure_ascii=False, default=_default)
+
+
+class EventWriter:
+    """Appends events to a file, one flushed line each; safe to call from several threads."""
+
+    def __init__(self, path: str | os.PathLike, echo=None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+        self._echo = echo  # optional file-like (e.g. sys.stdout) that gets the same lines
+
+    def emit(self, event_type: str, **fields: Any) -> dict:
+        line = encode(event_type, **fields)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            if self._echo is not None:
+                self._echo.write(line + "\n")
+                self._echo.flush()
+        return json.loads(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+
+def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict], int]:
+    """Complete lines from `offset` on; returns (events, new_offset). A torn last line is left for later."""
+    events: list[dict] = []
+    p = Path(path)
+    if not p.exists():
+        return events, offset
+    with open(p, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return events, offset
+    for raw in data[: end + 1].splitlines():
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            continue  # a line damaged by a crash: skip it, never stop reading
+        if isinstance(obj, dict) and "type" in obj:
+            events.append(obj)
+    return events, offset + end + 1
+
+
+def iter_events(path: str | os.PathLike) -> Iterator[dict]:
+    events, _ = read_events(path)
+    yield from events

@@ -1,0 +1,1 @@
+"""xtts-ft terminal studio (Textual). It drives the engine in separate processes."""
