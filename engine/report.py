@@ -67,9 +67,9 @@ class Reporter:
             style = "bold yellow" if level == "warning" else TAG_STYLES.get(tag, "white")
             if level == "error":
                 style = "bold red"
-            self.console.print(f"[{style}]{escape(prefix)}[/] {escape(msg)}", highlight=False)
+            self.console.print(f"[{style}]{escape(prefix)}[/] {escape(msg)}", highlight=False, soft_wrap=True)
             for line in details:
-                self.console.print(f"  {escape(line)}", highlight=False)
+                self.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
         if self._log is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self._log.write(f"{stamp} {prefix} {msg}\n")

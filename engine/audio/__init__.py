@@ -1,0 +1,1 @@
+"""Audio intake, analysis, VAD, transcription and segmentation for dataset prep."""

@@ -1,0 +1,197 @@
+"""Finding, probing and decoding source recordings.
+
+Decoding goes through ffmpeg in one streaming pass per source: it writes a 22050 Hz mono float
+working file (what clips are cut from), a 16 kHz mono 16-bit working file (VAD and ASR), and
+measures integrated loudness (EBU R128) on the way. Nothing is ever held whole in memory, so an
+hours-long take costs the same RAM as a short one. Sources are only read, never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AUDIO_EXTENSIONS = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
+TRANSCRIPT_EXTENSIONS = {".txt", ".lab"}
+WORK_RATE = 22050      # what XTTS trains on
+ASR_RATE = 16000       # what silero-vad and whisper take
+
+
+class IntakeError(Exception):
+    """A source that cannot be used; the message is shown to the user as the reason."""
+
+
+class ToolMissing(RuntimeError):
+    """A program prep needs (ffmpeg) is not installed."""
+
+
+def require_ffmpeg() -> None:
+    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
+    if missing:
+        raise ToolMissing(
+            f"{' and '.join(missing)} not found: install FFmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg)"
+        )
+
+
+@dataclass
+class SourceFile:
+    path: Path            # absolute path of the recording
+    root: Path            # the SOURCE argument it was found under (file or folder)
+    rel: str              # path relative to root's folder, for display and per-folder speakers
+
+    @property
+    def subfolder(self) -> str | None:
+        parts = Path(self.rel).parts
+        return parts[0] if len(parts) > 1 else None
+
+
+@dataclass
+class Discovery:
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)   # {"path", "reason"}
+
+
+def discover(sources: list[str | Path]) -> Discovery:
+    """Audio files named directly or found recursively under folders (any case of extension)."""
+    found = Discovery()
+    seen: set[Path] = set()
+    for item in sources:
+        p = Path(item).expanduser()
+        if not p.exists():
+            found.skipped.append({"path": str(p), "reason": "no such file or folder"})
+            continue
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not _hidden(f, p):
+                    rp = f.resolve()
+                    if rp not in seen:
+                        seen.add(rp)
+                        found.files.append(SourceFile(rp, p.resolve(), str(f.relative_to(p))))
+        else:
+            rp = p.resolve()
+            if rp in seen:
+                continue
+            seen.add(rp)
+            if p.suffix.lower() not in AUDIO_EXTENSIONS:
+                # named explicitly: try it anyway (ffmpeg decides), the reason will say if it fails
+                pass
+            found.files.append(SourceFile(rp, rp.parent, p.name))
+    return found
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in f.relative_to(root).parts)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ProbeInfo:
+    duration: float
+    sample_rate: int
+    channels: int
+    codec: str
+    container: str
+
+
+def probe(path: Path) -> ProbeInfo:
+    if path.stat().st_size == 0:
+        raise IntakeError("empty file (0 bytes)")
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise IntakeError(f"not readable as audio ({_ffmpeg_reason(proc.stderr)})")
+    info = json.loads(proc.stdout or "{}")
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+    if not streams:
+        raise IntakeError("no audio stream in file")
+    s = streams[0]
+    fmt = info.get("format", {})
+    try:
+        duration = float(s.get("duration") or fmt.get("duration") or 0.0)
+    except ValueError:
+        duration = 0.0
+    return ProbeInfo(
+        duration=duration,
+        sample_rate=int(s.get("sample_rate") or 0),
+        channels=int(s.get("channels") or 0),
+        codec=str(s.get("codec_name", "?")),
+        container=str(fmt.get("format_name", "?")),
+    )
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "ffmpeg gave no reason"
+    last = lines[-1]
+    # strip "path: " prefixes so the reason reads on its own
+    last = re.sub(r"^.*?: (?=[A-Z])", "", last)
+    return last[:200]
+
+
+@dataclass
+class Decoded:
+    work22: Path           # float32 mono 22050 Hz wav
+    work16: Path           # int16 mono 16000 Hz wav
+    duration: float
+    integrated_lufs: float | None
+    loudness_range: float | None
+
+
+def decode(path: Path, work_dir: Path, stem: str) -> Decoded:
+    """One streaming ffmpeg pass: mono mix, resample, loudness measurement, two working files."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    w22 = work_dir / f"{stem}.22k.wav"
+    w16 = work_dir / f"{stem}.16k.wav"
+    graph = (
+        f"[0:a]aresample={WORK_RATE}:resampler=soxr,aformat=sample_fmts=flt:channel_layouts=mono,asplit=2[a][b];"
+        "[a]ebur128=framelog=verbose[a2];"
+        f"[b]aresample={ASR_RATE}:resampler=soxr,aformat=sample_fmts=s16[b2]"
+    )
+    cmd = [
+        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-i", str(path),
+        "-vn", "-filter_complex", graph,
+        "-map", "[a2]", "-c:a", "pcm_f32le", "-rf64", "auto", str(w22),
+        "-map", "[b2]", "-c:a", "pcm_s16le", "-rf64", "auto", str(w16),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 or not w22.exists():
+        for f in (w22, w16):
+            f.unlink(missing_ok=True)
+        raise IntakeError(f"could not be decoded ({_ffmpeg_reason(proc.stderr)})")
+    lufs = _parse_summary(proc.stderr, r"I:\s+(-?[\d.]+|-inf) LUFS")
+    lra = _parse_summary(proc.stderr, r"LRA:\s+(-?[\d.]+) LU")
+    import soundfile as sf
+
+    info = sf.info(str(w22))
+    if info.frames == 0:
+        for f in (w22, w16):
+            f.unlink(missing_ok=True)
+        raise IntakeError("decoded to no audio (0 samples)")
+    return Decoded(w22, w16, info.frames / info.samplerate, lufs, lra)
+
+
+def _parse_summary(stderr: str, pattern: str) -> float | None:
+    # the Summary block comes last; take the last match
+    matches = re.findall(pattern, stderr)
+    if not matches:
+        return None
+    value = matches[-1]
+    if value in ("-inf", "inf"):
+        return None
+    v = float(value)
+    return None if v <= -70.0 else v  # ebur128 reports -70 for silence

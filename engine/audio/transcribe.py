@@ -1,0 +1,174 @@
+"""faster-whisper transcription with word timestamps, hallucination checks and re-transcription.
+
+The model is a name (looked up in the local Hugging Face cache first, downloaded only if the
+machine can reach the hub) or a local CTranslate2 model folder. Device and compute type are
+chosen automatically: float16 on CUDA, int8 on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from engine.audio.segment import Word
+
+RATE = 16000
+NO_SPEECH_PROB = 0.6
+LOW_LOGPROB = -1.0
+COMPRESSION_RATIO = 2.4
+DEFAULT_MODEL_CUDA = "large-v3"
+DEFAULT_MODEL_CPU = "small"
+
+
+class WhisperLoadError(Exception):
+    pass
+
+
+@dataclass
+class AsrSegment:
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: list[Word] = field(default_factory=list)
+    dropped: bool = False
+    suspect: bool = False
+
+
+def pick_device(requested: str = "auto") -> str:
+    if requested in ("cpu", "cuda"):
+        if requested == "cuda" and cuda_devices() == 0:
+            raise WhisperLoadError("--device cuda was asked for, but no CUDA device is visible")
+        return requested
+    return "cuda" if cuda_devices() > 0 else "cpu"
+
+
+def cuda_devices() -> int:
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:
+        return 0
+
+
+def text_compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+class Transcriber:
+    def __init__(self, model: str = "auto", device: str = "auto", language: str | None = "en",
+                 batch_size: int | None = None, cpu_threads: int = 0):
+        self.device = pick_device(device)
+        self.compute_type = "float16" if self.device == "cuda" else "int8"
+        if model in ("", "auto", None):
+            model = os.environ.get("XTTS_FT_WHISPER_MODEL") or (
+                DEFAULT_MODEL_CUDA if self.device == "cuda" else DEFAULT_MODEL_CPU
+            )
+        self.model_name = str(model)
+        self.language = language
+        self.batch_size = batch_size or (8 if self.device == "cuda" else 4)
+        self._cpu_threads = cpu_threads
+        self._model = None
+        self._pipeline = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.model_name).expanduser().is_dir()
+
+    def load(self):
+        if self._model is not None:
+            return self._model
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self._cpu_threads)
+        if self.is_local:
+            path = Path(self.model_name).expanduser()
+            if not (path / "model.bin").exists():
+                raise WhisperLoadError(
+                    f"{path} is not a faster-whisper model folder (no model.bin); "
+                    "convert the model with ctranslate2 or pass a model name"
+                )
+            try:
+                self._model = WhisperModel(str(path), **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
+                raise WhisperLoadError(f"could not load the whisper model in {path}: {exc}") from exc
+        else:
+            try:
+                self._model = WhisperModel(self.model_name, local_files_only=True, **kwargs)
+            except Exception:
+                try:
+                    self._model = WhisperModel(self.model_name, **kwargs)
+                except Exception as exc:  # noqa: BLE001
+                    raise WhisperLoadError(
+                        f"whisper model '{self.model_name}' is not on this machine and could not be "
+                        f"downloaded ({type(exc).__name__}). Pass --whisper-model PATH to a local "
+                        "faster-whisper model folder"
+                    ) from exc
+        self._pipeline = BatchedInferencePipeline(self._model)
+        return self._model
+
+    # ------------------------------------------------------------------------------------------
+    def transcribe_chunks(self, work16: Path, chunks: list[tuple[float, float]],
+                          on_chunk: Callable[[int], None] | None = None,
+                          window_s: float = 240.0) -> list[AsrSegment]:
+        """Transcribe `chunks` (seconds) of a 16 kHz file, a few minutes of audio in memory at a time."""
+        self.load()
+        out: list[AsrSegment] = []
+        i = 0
+        with sf.SoundFile(str(work16)) as f:
+            while i < len(chunks):
+                j = i
+                while j + 1 < len(chunks) and chunks[j + 1][1] - chunks[i][0] <= window_s:
+                    j += 1
+                w0, w1 = chunks[i][0], chunks[j][1]
+                f.seek(int(w0 * RATE))
+                audio = f.read(int((w1 - w0) * RATE) + 1, dtype="float32", always_2d=False)
+                clips = [{"start": a - w0, "end": min(b - w0, len(audio) / RATE)} for a, b in chunks[i : j + 1]]
+                segments, _ = self._pipeline.transcribe(
+                    audio, language=self.language, word_timestamps=True, clip_timestamps=clips,
+                    batch_size=self.batch_size, beam_size=5,
+                )
+                for seg in segments:
+                    out.append(self._convert(seg, offset=w0))
+                if on_chunk:
+                    on_chunk(j - i + 1)
+                i = j + 1
+        return out
+
+    @staticmethod
+    def _convert(seg, offset: float) -> AsrSegment:
+        dropped = seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB
+        suspect = seg.compression_ratio > COMPRESSION_RATIO or seg.avg_logprob < LOW_LOGPROB - 0.2
+        words = [
+            Word(float(w.start) + offset, float(w.end) + offset, str(w.word), float(w.probability), suspect)
+            for w in (seg.words or [])
+        ]
+        return AsrSegment(float(seg.start) + offset, float(seg.end) + offset, seg.text.strip(),
+                          float(seg.avg_logprob), float(seg.no_speech_prob), float(seg.compression_ratio),
+                          words, dropped, suspect)
+
+    def retranscribe(self, audio: np.ndarray) -> tuple[str, float]:
+        """A second opinion with different decoding: returns (text, mean word probability)."""
+        model = self.load()
+        segments, _ = model.transcribe(
+            audio.astype(np.float32), language=self.language, beam_size=5, best_of=5,
+            temperature=[0.0, 0.2, 0.4], condition_on_previous_text=False, repetition_penalty=1.2,
+            no_repeat_ngram_size=3, vad_filter=False, word_timestamps=True,
+        )
+        texts, probs = [], []
+        for seg in segments:
+            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
+                continue
+            texts.append(seg.text.strip())
+            probs.extend(float(w.probability) for w in (seg.words or []))
+        return " ".join(t for t in texts if t), (float(np.mean(probs)) if probs else 0.0)

@@ -1,0 +1,73 @@
+"""Voice activity detection with silero-vad, streamed block by block over the 16 kHz working file.
+
+silero's model is stateful over consecutive 512-sample windows, so feeding the file in blocks
+gives exactly the probabilities `get_speech_timestamps` would compute on the whole array; the
+probabilities (31 per second) are then turned into regions by silero's own
+`get_speech_timestamps_from_probs`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+WINDOW = 512
+RATE = 16000
+
+_model = None
+
+
+def load_model():
+    global _model
+    if _model is None:
+        from silero_vad import load_silero_vad
+
+        _model = load_silero_vad(onnx=False)  # the JIT model ships in the wheel: no download
+    return _model
+
+
+def speech_regions(
+    path: Path,
+    threshold: float = 0.5,
+    min_speech_ms: int = 250,
+    min_silence_ms: int = 100,
+    pad_ms: int = 30,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Speech regions in seconds, and the per-window speech probabilities (32 ms each)."""
+    import torch
+    from silero_vad import get_speech_timestamps_from_probs
+
+    model = load_model()
+    model.reset_states()
+    probs: list[float] = []
+    total = 0
+    with sf.SoundFile(str(path)) as f:
+        if f.samplerate != RATE:
+            raise ValueError(f"VAD expects {RATE} Hz, got {f.samplerate}")
+        for block in f.blocks(blocksize=WINDOW * 512, dtype="float32", always_2d=False):
+            total += len(block)
+            if len(block) % WINDOW:
+                block = np.pad(block, (0, WINDOW - len(block) % WINDOW))
+            frames = torch.from_numpy(np.ascontiguousarray(block)).view(-1, WINDOW)
+            with torch.no_grad():
+                for frame in frames:
+                    probs.append(float(model(frame, RATE)))
+            if on_progress:
+                on_progress(len(block) / RATE)
+    if total == 0:
+        return [], np.zeros(0, np.float32)
+    stamps = get_speech_timestamps_from_probs(
+        probs,
+        sampling_rate=RATE,
+        threshold=threshold,
+        min_speech_duration_ms=min_speech_ms,
+        min_silence_duration_ms=min_silence_ms,
+        speech_pad_ms=pad_ms,
+        audio_length_samples=total,
+    )
+    regions = [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+    return regions, np.asarray(probs, dtype=np.float32)

@@ -1,0 +1,597 @@
+"""`xtts-ft prep`: from a folder of recordings to a checked XTTS training set.
+
+Each source goes through: hash → probe → decode (ffmpeg, streaming) → quality scan → VAD →
+transcription (or its existing transcript) → segmentation → clips written. Then duplicates are
+checked across the whole dataset, the train/eval split is made and dataset.json and the CSVs are
+written. Sources are only ever read.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine import dataset as ds
+from engine.atomic import atomic_path
+from engine.audio import analysis, intake, segment, vad
+from engine.audio.transcribe import Transcriber, WhisperLoadError
+from engine.report import Reporter
+from engine.textnorm import comparable, normalize_text, repeated_loop
+from engine.transcripts import align_known_text, metadata_texts, sidecar_text
+
+TARGET_LUFS = -20.0
+PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
+LOW_CONFIDENCE = 0.5
+SMALL_TRAIN = 40
+SMALL_EVAL = 5
+
+
+class PrepError(Exception):
+    """Nothing usable could be produced; the message is the one-line reason."""
+
+
+@dataclass
+class PrepOptions:
+    sources: list[str]
+    out: Path
+    language: str = "en"
+    speaker: str | None = None
+    speaker_from_folders: bool = False
+    whisper_model: str = "auto"
+    device: str = "auto"
+    min_seconds: float = 2.0
+    max_seconds: float = 11.0
+    eval_fraction: float = 0.15
+    seed: int = 0
+    normalize: bool = True
+    target_lufs: float = TARGET_LUFS
+    transcripts: str = "auto"        # auto | asr | files
+    batch_size: int | None = None
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise PrepError("no SOURCE given: name audio files or folders")
+        if not (0.5 <= self.min_seconds < self.max_seconds):
+            raise PrepError(f"--min-seconds must be at least 0.5 and below --max-seconds (got {self.min_seconds} and {self.max_seconds})")
+        if self.max_seconds > 30:
+            raise PrepError("--max-seconds above 30 is not useful for XTTS (it trains on clips up to ~11 s)")
+        if not (0.0 < self.eval_fraction <= 0.5):
+            raise PrepError(f"--eval-fraction must be in (0, 0.5], got {self.eval_fraction}")
+        if self.transcripts not in ("auto", "asr", "files"):
+            raise PrepError("--transcripts must be auto, asr or files")
+        if not (-40.0 <= self.target_lufs <= -10.0):
+            raise PrepError("--target-lufs must be between -40 and -10")
+
+
+@dataclass
+class PrepResult:
+    ok: bool
+    reason: str
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Source:
+    file: intake.SourceFile
+    sha: str
+    entry: dict
+    decoded: intake.Decoded | None = None
+    stats: analysis.SignalStats | None = None
+    power: np.ndarray | None = None
+    regions: list = field(default_factory=list)
+    known_text: str | None = None
+
+
+def _fingerprint(power: np.ndarray) -> np.ndarray:
+    """100 ms loudness envelope in dB: survives re-encoding, differs between recordings."""
+    n = len(power) // 10 * 10
+    if n == 0:
+        return np.zeros(0, np.float32)
+    env = power[:n].reshape(-1, 10).mean(axis=1)
+    return (10 * np.log10(env + 1e-10)).astype(np.float32)
+
+
+def _same_audio(fp_a: np.ndarray, fp_b: np.ndarray) -> bool:
+    if len(fp_a) < 20 or len(fp_b) < 20 or abs(len(fp_a) - len(fp_b)) > max(2, 0.01 * len(fp_a)):
+        return False
+    n = min(len(fp_a), len(fp_b))
+    a, b = fp_a[:n], fp_b[:n]
+    if a.std() < 1e-3 or b.std() < 1e-3:
+        return False
+    return float(np.corrcoef(a, b)[0, 1]) > 0.98 and float(np.median(np.abs(a - b - np.median(a - b)))) < 1.5
+
+
+class Prep:
+    def __init__(self, opts: PrepOptions, reporter: Reporter):
+        self.o = opts
+        self.r = reporter
+        self.out = Path(opts.out).expanduser().resolve()
+        self.work = self.out / ".work"
+        self.fp_dir = self.out / ".cache" / "fingerprints"
+        self.transcriber: Transcriber | None = None
+        self.manifest: dict = {}
+
+    # -------------------------------------------------------------------------------------------
+    def run(self) -> PrepResult:
+        o, r = self.o, self.r
+        o.validate()
+        intake.require_ffmpeg()
+        self._check_out_folder()
+        r.info(f"Initializing output directory: {self.out}")
+        existing = ds.load_manifest(self.out)
+        if existing is not None:
+            if existing.get("language") != o.language:
+                raise PrepError(
+                    f"{self.out} holds a '{existing.get('language')}' dataset; use another --out for '{o.language}'"
+                )
+            self.manifest = existing
+            n = sum(1 for s in existing["segments"] if ds.included(s))
+            r.info(f"Adding to the existing dataset: {len(existing['sources'])} sources, {n} clips already in it")
+        else:
+            self.manifest = ds.empty_manifest(o.language, intake.WORK_RATE)
+        self.manifest["settings"] = {
+            "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
+            "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
+            "transcripts": o.transcripts,
+        }
+
+        found = intake.discover(o.sources)
+        skipped: list[dict] = list(found.skipped)
+        r.info(f"Found {len(found.files)} audio files to process", tag="AUDIO")
+        known = metadata_texts(sorted({f.path.parent for f in found.files} | {f.root for f in found.files if f.root.is_dir()}))
+
+        new_segments: list[dict] = []
+        processed: list[_Source] = []
+        seen_sha = {s["sha256"]: s for s in self.manifest["sources"]}
+        total_in = sum(1 for _ in found.files)
+        with r.progress("prep", "Preparing sources", total_in) as bar:
+            for sf_ in found.files:
+                name = sf_.rel
+                try:
+                    src = self._intake(sf_, seen_sha, known)
+                    if src is None:
+                        bar.advance(1)
+                        continue
+                    segs = self._segment_and_write(src)
+                    new_segments.extend(segs)
+                    processed.append(src)
+                    self.manifest["sources"].append(src.entry)
+                    seen_sha[src.sha] = src.entry
+                except intake.IntakeError as exc:
+                    skipped.append({"path": str(sf_.path), "reason": str(exc)})
+                    r.warn(f"Skipping {name}: {exc}", tag="AUDIO")
+                finally:
+                    self._clean_work(sf_)
+                    bar.advance(1)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+        self.manifest["segments"].extend(new_segments)
+        self.manifest["skipped"] = skipped
+        if new_segments:
+            self._duplicates(new_segments)
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        if not usable:
+            reason = self._nothing_usable_reason(found, skipped)
+            self._write_summary_only(skipped)
+            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
+        if len(usable) < 2:
+            reason = "only one usable clip: a dataset needs at least two (one to train on, one to evaluate)"
+            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
+
+        r.info("Creating train/eval split", tag="DATA")
+        ds.assign_splits(self.manifest["segments"], o.eval_fraction, o.seed)
+        self._report_stats(new_segments)
+        self._warnings(processed)
+        n_train, n_eval = ds.save(self.out, self.manifest)
+        r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
+        if n_train < SMALL_TRAIN:
+            r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
+        if n_eval < SMALL_EVAL:
+            r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
+        # warnings raised after save are stored too
+        self.manifest["warnings"] = r.warnings
+        ds.save(self.out, self.manifest)
+        summary = self._summary(processed, skipped, n_train, n_eval)
+        r.event("prep_summary", **summary)
+        r.info(f"Dataset ready: {self.out / ds.TRAIN_CSV}", tag="DATA")
+        return PrepResult(True, "", summary)
+
+    # -------------------------------------------------------------------------------------------
+    def _check_out_folder(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        probe = self.out / ".write-test"
+        try:
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise PrepError(f"cannot write to {self.out}: {exc.strerror}") from exc
+
+    def _clean_work(self, sf_: intake.SourceFile) -> None:
+        for f in self.work.glob("*") if self.work.exists() else []:
+            f.unlink(missing_ok=True)
+
+    def _intake(self, sf_: intake.SourceFile, seen_sha: dict, known: dict) -> _Source | None:
+        r, o = self.r, self.o
+        if sf_.path.is_relative_to(self.out):
+            return None   # never re-ingest our own clips
+        sha = intake.file_sha256(sf_.path)
+        if sha in seen_sha:
+            prev = seen_sha[sha]
+            r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
+            return None
+        info = intake.probe(sf_.path)
+        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+        decoded = intake.decode(sf_.path, self.work, stem)
+        stats, power = analysis.scan(decoded.work22)
+        if stats.peak < 1e-4:
+            raise intake.IntakeError("digital silence (no signal at all)")
+        r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; processing with VAD", tag="AUDIO")
+        regions, _probs = vad.speech_regions(decoded.work16)
+        if not regions:
+            raise intake.IntakeError("no speech found by the voice activity detector")
+        fp = _fingerprint(power)
+        dup_of = self._duplicate_audio(fp)
+        if dup_of:
+            raise intake.IntakeError(f"same audio as {dup_of} (a re-encoded or renamed copy)")
+        self.fp_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, fp)
+
+        speaker = o.speaker or ds.slug(self.out.name, 30)
+        if o.speaker_from_folders and sf_.subfolder:
+            speaker = ds.slug(sf_.subfolder, 30)
+        text = None
+        if o.transcripts != "asr":
+            text = sidecar_text(sf_.path) or known.get(sf_.path)
+            if text is None and o.transcripts == "files":
+                raise intake.IntakeError("no transcript (.txt/.lab beside it or metadata file) and --transcripts files")
+        snr = analysis.estimate_snr(power, regions)
+        speech_s = float(sum(b - a for a, b in regions))
+        quality = {
+            **stats.as_dict(), **snr, "lufs": decoded.integrated_lufs, "loudness_range": decoded.loudness_range,
+            "speech_seconds": round(speech_s, 2),
+        }
+        entry = {
+            "id": stem, "name": sf_.rel, "path": str(sf_.path), "sha256": sha, "size": sf_.path.stat().st_size,
+            "duration": round(decoded.duration, 3), "sample_rate": info.sample_rate, "channels": info.channels,
+            "codec": info.codec, "speaker": speaker, "transcript": "file" if text else "asr",
+            "quality": quality, "added": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        lufs = "n/a" if decoded.integrated_lufs is None else f"{decoded.integrated_lufs:.1f} LUFS"
+        snr_s = "n/a" if snr["snr_db"] is None else (f"{snr['snr_db']:.0f} dB" if snr["snr_db"] < analysis.SNR_CAP_DB else f">{analysis.SNR_CAP_DB:.0f} dB")
+        r.info(
+            f"{sf_.rel}: {decoded.duration:.2f}s, {info.sample_rate} Hz, {info.channels} ch, {info.codec}; "
+            f"loudness {lufs}, peak {stats.peak_dbfs or -99:.1f} dBFS, clipping {stats.clipping_ratio * 100:.2f}%, "
+            f"SNR {snr_s}, speech {speech_s:.1f}s",
+            tag="AUDIO", source=stem,
+        )
+        r.event("source_report", source=entry)
+        return _Source(sf_, sha, entry, decoded, stats, power, regions, text)
+
+    def _duplicate_audio(self, fp: np.ndarray) -> str | None:
+        if not self.fp_dir.exists():
+            return None
+        for f in self.fp_dir.glob("*.npy"):
+            try:
+                other = np.load(f)
+            except (OSError, ValueError):
+                continue
+            if _same_audio(fp, other):
+                sha = f.stem
+                for s in self.manifest["sources"]:
+                    if s["sha256"] == sha:
+                        return s["name"]
+        return None
+
+    # -------------------------------------------------------------------------------------------
+    def _get_transcriber(self) -> Transcriber:
+        if self.transcriber is None:
+            o, r = self.o, self.r
+            try:
+                t = Transcriber(o.whisper_model, o.device, o.language, o.batch_size)
+            except WhisperLoadError as exc:
+                raise PrepError(str(exc)) from exc
+            r.info(f"Using device: {t.device}", tag="MODEL")
+            r.info(f"Loading Whisper model: {t.model_name}", tag="MODEL")
+            if t.device == "cuda":
+                r.info("Using mixed precision (float16)", tag="MODEL")
+                r.info("GPU Memory Status:", tag="GPU", details=_cuda_memory_lines())
+            else:
+                r.info("Compute type: int8 on CPU", tag="MODEL")
+            try:
+                t.load()
+            except WhisperLoadError as exc:
+                raise PrepError(str(exc)) from exc
+            self.transcriber = t
+        return self.transcriber
+
+    def _words(self, src: _Source) -> tuple[list[segment.Word], int]:
+        t = self._get_transcriber()
+        chunks = segment.transcription_chunks(src.regions, src.power, src.decoded.duration)
+        with self.r.progress("transcribe", f"Transcribing {src.file.rel}", len(chunks)) as bar:
+            asr = t.transcribe_chunks(src.decoded.work16, chunks, on_chunk=bar.advance)
+        dropped = sum(1 for a in asr if a.dropped)
+        words = [w for a in asr if not a.dropped for w in a.words]
+        return words, dropped
+
+    def _segment_and_write(self, src: _Source) -> list[dict]:
+        o, r = self.o, self.r
+        dur = src.decoded.duration
+        speech_span = (src.regions[0][0], src.regions[-1][1])
+        dropped = 0
+        if src.known_text and speech_span[1] - speech_span[0] <= o.max_seconds:
+            # a short recording with its own transcript: one clip, no ASR needed
+            words = [segment.Word(speech_span[0], speech_span[1], " " + src.known_text)]
+            segs, st = segment.plan_segments([speech_span], words, src.power, dur, o.min_seconds, o.max_seconds)
+        else:
+            words, dropped = self._words(src)
+            if src.known_text:
+                aligned, share = align_known_text(src.known_text, words)
+                if share < 0.5:
+                    r.warn(f"{src.file.rel}: its transcript matches only {share:.0%} of what whisper heard; "
+                           "using whisper's text", tag="DATA")
+                else:
+                    words = aligned
+            segs, st = segment.plan_segments(src.regions, words, src.power, dur, o.min_seconds, o.max_seconds)
+            if dropped:
+                r.info(f"{src.file.rel}: dropped {dropped} whisper segment(s) judged non-speech (hallucination)", tag="SEG")
+        r.info(f"Merged {st.atoms + st.splits} segments into {st.merged_into} segments with mid-range preference", tag="SEG")
+        r.info(f"VAD processing: {st.vad_regions} original segments, {st.merged_into} after merging", tag="SEG")
+        for before, after in st.extended:
+            r.warn(f"Segment too short ({before:.2f}s), attempting to extend", tag="SEG")
+            r.info(f"Extended segment from {before:.2f}s to {after:.2f}s", tag="SEG")
+        return self._write_clips(src, segs)
+
+    def _write_clips(self, src: _Source, segs: list[segment.Segment]) -> list[dict]:
+        o = self.o
+        lufs = src.decoded.integrated_lufs
+        gain_db = (o.target_lufs - lufs) if (o.normalize and lufs is not None) else 0.0
+        gain_db = max(-30.0, min(30.0, gain_db))
+        src.entry["gain_db"] = round(gain_db, 2)
+        out: list[dict] = []
+        wavs = self.out / "wavs"
+        wavs.mkdir(parents=True, exist_ok=True)
+        limited = 0
+        with sf.SoundFile(str(src.decoded.work22)) as f:
+            rate = f.samplerate
+            for k, s in enumerate(segs):
+                f.seek(int(s.start * rate))
+                audio = f.read(int(round(s.duration * rate)), dtype="float32", always_2d=False)
+                if len(audio) == 0:
+                    continue
+                clipped = float((np.abs(audio) >= analysis.CLIP_LEVEL).mean())
+                if o.normalize:
+                    audio = audio - float(audio.mean())
+                g = 10 ** (gain_db / 20)
+                peak = float(np.abs(audio).max()) * g
+                if peak > PEAK_CEILING:
+                    g *= PEAK_CEILING / peak
+                    limited += 1
+                audio = np.clip(audio * g, -1.0, 1.0)
+                seg_id = f"{src.entry['id']}_{k:03d}"
+                rel = f"wavs/{seg_id}.wav"
+                with atomic_path(self.out / rel, suffix=".wav") as tmp:
+                    sf.write(str(tmp), audio, rate, subtype="PCM_16", format="WAV")
+                text = normalize_text(s.text, o.language)
+                flags = list(s.flags)
+                conf = float(np.mean([w.prob for w in s.words])) if s.words else 0.0
+                if not text:
+                    flags.append("empty_text")
+                if any(w.suspect for w in s.words):
+                    flags.append("hallucination")
+                if s.words and conf < LOW_CONFIDENCE:
+                    flags.append("low_confidence")
+                if clipped > analysis.CLIPPING_RATIO:
+                    flags.append("clipped")
+                if text and repeated_loop(text):
+                    flags.append("repeated_text")
+                seg = {
+                    "id": seg_id, "file": rel, "source": src.entry["id"], "speaker": src.entry["speaker"],
+                    "start": round(s.start, 3), "end": round(s.end, 3), "duration": round(s.duration, 3),
+                    "text": text, "confidence": round(conf, 3), "flags": sorted(set(flags)),
+                    "split": None, "excluded": False, "text_source": src.entry["transcript"],
+                }
+                if s.extended_from is not None:
+                    seg["extended_from"] = round(s.extended_from, 3)
+                self._apply_exclusion(seg)
+                out.append(seg)
+        if limited:
+            self.r.info(f"{src.file.rel}: gain reduced on {limited} clip(s) to keep peaks under -1 dBFS", tag="AUDIO")
+        return out
+
+    @staticmethod
+    def _apply_exclusion(seg: dict) -> None:
+        bad = sorted(set(seg["flags"]) & ds.EXCLUDING_FLAGS)
+        seg["excluded"] = bool(bad)
+        if bad:
+            seg["exclude_reason"] = ", ".join(bad)
+        else:
+            seg.pop("exclude_reason", None)
+
+    # -------------------------------------------------------------------------------------------
+    def _clip_audio16(self, seg: dict) -> np.ndarray:
+        from scipy.signal import resample_poly
+
+        audio, rate = sf.read(str(self.out / seg["file"]), dtype="float32")
+        return resample_poly(audio, 160, 441).astype(np.float32) if rate == 22050 else audio
+
+    def _duplicates(self, new_segments: list[dict]) -> None:
+        r = self.r
+        groups: dict[str, list[dict]] = {}
+        for s in self.manifest["segments"]:
+            key = comparable(s["text"])
+            if len(key.split()) >= 2 and ds.included(s):
+                groups.setdefault(key, []).append(s)
+        new_ids = {s["id"] for s in new_segments}
+        dup_groups = [g for g in groups.values() if len(g) > 1 and any(s["id"] in new_ids for s in g)]
+        loops = [s for s in new_segments if "repeated_text" in s["flags"]]
+        if not dup_groups and not loops:
+            return
+        if dup_groups:
+            r.info(f"Found {len(dup_groups)} transcriptions shared by several clips", tag="DUP")
+            for g in dup_groups:
+                r.info(f"'{g[0]['text'][:60]}': {len(g)} occurrences ({', '.join(s['file'] for s in g[:4])})", tag="DUP")
+        if loops:
+            r.info(f"Found {len(loops)} clips whose transcription repeats itself", tag="DUP")
+        r.info("Re-transcribing duplicate files", tag="DUP")
+        if self._needs_asr_model():
+            t = self._get_transcriber()
+        else:
+            t = None
+        for g in dup_groups:
+            for s in g:
+                if s["id"] in new_ids and t is not None and s.get("text_source") != "file":
+                    self._retranscribe(s, t)
+            still = {}
+            for s in g:
+                still.setdefault(comparable(s["text"]), []).append(s)
+            for same in still.values():
+                if len(same) > 1:
+                    for s in same:
+                        if "duplicate_text" not in s["flags"]:
+                            s["flags"] = sorted(set(s["flags"]) | {"duplicate_text"})
+                    r.warn(f"{len(same)} clips still share the text '{same[0]['text'][:60]}' (flagged duplicate_text: "
+                           "review them; the same sentence said twice is fine)", tag="DUP")
+        for s in loops:
+            if t is not None:
+                self._retranscribe(s, t)
+            if repeated_loop(s["text"]):
+                r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP")
+            else:
+                s["flags"] = [f for f in s["flags"] if f != "repeated_text"]
+                self._apply_exclusion(s)
+
+    def _needs_asr_model(self) -> bool:
+        return any(src.get("transcript") == "asr" for src in self.manifest["sources"])
+
+    def _retranscribe(self, seg: dict, t: Transcriber) -> None:
+        text, conf = t.retranscribe(self._clip_audio16(seg))
+        text = normalize_text(text, self.o.language)
+        if text and comparable(text) != comparable(seg["text"]):
+            seg["text_first_pass"] = seg["text"]
+            seg["text"] = text
+            seg["confidence"] = round(conf, 3)
+            seg["flags"] = sorted(set(seg["flags"]) | {"retranscribed"})
+            self.r.info(f"Updated transcription for {seg['file']}", tag="DUP")
+
+    # -------------------------------------------------------------------------------------------
+    def _report_stats(self, new_segments: list[dict]) -> None:
+        o = self.o
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        durs = [s["duration"] for s in usable]
+        under = sum(1 for d in durs if d < o.min_seconds - 1e-6)
+        over = sum(1 for d in durs if d > o.max_seconds + 1e-6)
+        excluded = sum(1 for s in self.manifest["segments"] if not ds.included(s))
+        self.r.info("Audio Processing Statistics:", tag="AUDIO", details=[
+            f"Total segments: {len(usable)}" + (f" (+{excluded} left out, see flags)" if excluded else ""),
+            f"Average duration: {np.mean(durs):.2f}s",
+            f"Segments under minimum: {under}",
+            f"Segments over maximum: {over}",
+        ])
+        if under > max(2, 0.2 * len(durs)):
+            self.r.warn(f"{under} of {len(durs)} segments are under {o.min_seconds:g}s: the recordings have many short, "
+                        "isolated utterances", tag="SEG")
+
+    def _warnings(self, processed: list[_Source]) -> None:
+        r = self.r
+        sources = self.manifest["sources"]
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        speech = float(sum(s["duration"] for s in usable))
+        minutes = speech / 60
+        if speech < analysis.MIN_TOTAL_SPEECH_S:
+            r.warn(f"Only {minutes:.1f} minutes of speech in the dataset: under the 3 minutes XTTS finetuning needs; "
+                   "add more recordings", tag="DATA", code="too_little_speech")
+        elif speech < analysis.GOOD_TOTAL_SPEECH_S:
+            r.warn(f"{minutes:.1f} minutes of speech: this works, but 5+ minutes is recommended for better accuracy",
+                   tag="DATA", code="little_speech")
+        levels = [s["quality"].get("lufs") for s in sources if s.get("quality", {}).get("lufs") is not None]
+        if len(levels) >= 2 and max(levels) - min(levels) > analysis.LOUDNESS_SPREAD_LU:
+            spread = max(levels) - min(levels)
+            fix = "normalisation evened it out in the clips" if self.o.normalize else "use normalisation (leave out --no-normalize)"
+            r.warn(f"Inconsistent loudness across files: {min(levels):.1f} to {max(levels):.1f} LUFS "
+                   f"({spread:.1f} LU spread); {fix}", tag="AUDIO", code="loudness_spread")
+        for src in processed:
+            q, name = src.entry["quality"], src.entry["name"]
+            if q["clipping_ratio"] > analysis.CLIPPING_RATIO:
+                r.warn(f"{name}: {q['clipping_ratio'] * 100:.2f}% of samples are clipped (distortion the model will "
+                       "learn); re-record or lower the input gain", tag="AUDIO", code="clipping", source=src.entry["id"])
+            snr = q.get("snr_db")
+            if snr is not None and snr < analysis.LOW_SNR_DB:
+                level = "very noisy" if snr < analysis.VERY_LOW_SNR_DB else "noisy"
+                r.warn(f"{name}: {level} (estimated SNR {snr:.0f} dB); remove background noise for clearer results",
+                       tag="AUDIO", code="noise", source=src.entry["id"])
+            if abs(q["dc_offset"]) > analysis.DC_OFFSET:
+                r.warn(f"{name}: DC offset {q['dc_offset']:+.3f}" + (" (removed in the clips)" if self.o.normalize else ""),
+                       tag="AUDIO", code="dc_offset", source=src.entry["id"])
+            if src.entry["sample_rate"] and src.entry["sample_rate"] < analysis.LOW_SAMPLE_RATE:
+                r.warn(f"{name}: recorded at {src.entry['sample_rate']} Hz (telephone band); the voice will sound "
+                       "muffled. 16 kHz or more is recommended", tag="AUDIO", code="low_sample_rate", source=src.entry["id"])
+
+    def _nothing_usable_reason(self, found: intake.Discovery, skipped: list[dict]) -> str:
+        if not found.files and not skipped:
+            return "no audio files found (looked for: " + ", ".join(sorted(intake.AUDIO_EXTENSIONS)) + ")"
+        if not found.files:
+            return f"no audio files found ({len(skipped)} path(s) skipped: {skipped[0]['reason']})"
+        reasons: dict[str, int] = {}
+        for s in skipped:
+            reasons[s["reason"].split(" (")[0]] = reasons.get(s["reason"].split(" (")[0], 0) + 1
+        detail = "; ".join(f"{n}× {k}" for k, n in reasons.items())
+        return f"no usable speech in {len(found.files)} file(s)" + (f" ({detail})" if detail else " (all already in the dataset?)")
+
+    def _write_summary_only(self, skipped: list[dict]) -> None:
+        # keep a record of why nothing was produced, without touching an existing good dataset
+        if (self.out / ds.MANIFEST).exists():
+            return
+        from engine.atomic import write_json
+
+        write_json(self.out / "prep_failed.json", {"skipped": skipped, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def _summary(self, processed: list[_Source], skipped: list[dict], n_train: int, n_eval: int) -> dict:
+        segs = self.manifest.get("segments", [])
+        usable = [s for s in segs if ds.included(s)]
+        durs = [s["duration"] for s in usable]
+        o = self.o
+        return {
+            "dataset": str(self.out),
+            "language": o.language,
+            "sources_added": len(processed),
+            "sources_total": len(self.manifest.get("sources", [])),
+            "skipped": skipped,
+            "clips": len(usable),
+            "clips_excluded": len(segs) - len(usable),
+            "train": n_train,
+            "eval": n_eval,
+            "speech_seconds": round(float(sum(durs)), 2),
+            "average_seconds": round(float(np.mean(durs)), 2) if durs else 0.0,
+            "under_min": sum(1 for d in durs if d < o.min_seconds - 1e-6),
+            "over_max": sum(1 for d in durs if d > o.max_seconds + 1e-6),
+            "warnings": [w["msg"] for w in self.r.warnings],
+            "whisper_model": self.transcriber.model_name if self.transcriber else None,
+            "device": self.transcriber.device if self.transcriber else None,
+        }
+
+
+def _cuda_memory_lines() -> list[str]:
+    try:
+        import torch
+
+        free, total = torch.cuda.mem_get_info()
+    except Exception:  # noqa: BLE001 - memory figures are informative only
+        return ["not available"]
+    mb = 1024 * 1024
+    return [f"Total: {total / mb:.2f} MB", f"Used:  {(total - free) / mb:.2f} MB", f"Free:  {free / mb:.2f} MB"]
+
+
+def run_prep(opts: PrepOptions, reporter: Reporter) -> PrepResult:
+    """The Python entry point (the TUI and tests call this; the CLI wraps it)."""
+    try:
+        return Prep(opts, reporter).run()
+    except (PrepError, ds.DatasetError, intake.ToolMissing) as exc:
+        return PrepResult(False, str(exc))
