@@ -144,7 +144,9 @@ class Prep:
         found = intake.discover(o.sources)
         skipped: list[dict] = list(found.skipped)
         r.info(f"Found {len(found.files)} audio files to process", tag="AUDIO")
-        known = metadata_texts(sorted({f.path.parent for f in found.files} | {f.root for f in found.files if f.root.is_dir()}))
+        # metadata files sit beside the recordings or one level up (LJSpeech: metadata.csv + wavs/)
+        folders = {f.path.parent for f in found.files} | {f.path.parent.parent for f in found.files}
+        known = metadata_texts(sorted(folders))
 
         new_segments: list[dict] = []
         processed: list[_Source] = []
@@ -358,7 +360,7 @@ class Prep:
         out: list[dict] = []
         wavs = self.out / "wavs"
         wavs.mkdir(parents=True, exist_ok=True)
-        limited = 0
+        limited = []
         with sf.SoundFile(str(src.decoded.work22)) as f:
             rate = f.samplerate
             for k, s in enumerate(segs):
@@ -373,7 +375,7 @@ class Prep:
                 peak = float(np.abs(audio).max()) * g
                 if peak > PEAK_CEILING:
                     g *= PEAK_CEILING / peak
-                    limited += 1
+                    limited.append(20 * np.log10(peak / PEAK_CEILING))
                 audio = np.clip(audio * g, -1.0, 1.0)
                 seg_id = f"{src.entry['id']}_{k:03d}"
                 rel = f"wavs/{seg_id}.wav"
@@ -402,8 +404,9 @@ class Prep:
                     seg["extended_from"] = round(s.extended_from, 3)
                 self._apply_exclusion(seg)
                 out.append(seg)
-        if limited:
-            self.r.info(f"{src.file.rel}: gain reduced on {limited} clip(s) to keep peaks under -1 dBFS", tag="AUDIO")
+        if limited and max(limited) > 2.0:
+            self.r.info(f"{src.file.rel}: gain reduced on {len(limited)} clip(s), by up to {max(limited):.1f} dB, to keep "
+                        "peaks under -1 dBFS (peaky recording: its clips end up a little quieter than the rest)", tag="AUDIO")
         return out
 
     @staticmethod

@@ -124,7 +124,11 @@ def split_long(atom, words, power, min_s, max_s, stats: SegmentStats) -> list[tu
         for w1, w2 in zip(inner, inner[1:]):
             lo, hi = min(w1.end, w2.start), max(w1.end, w2.start)
             # the cut stays in the gap between the two words (or on their shared edge)
-            t, level = _power_db(power, lo, hi) if hi - lo >= FRAME else (0.5 * (lo + hi), _power_db(power, lo - FRAME, hi + FRAME)[1])
+            if hi - lo >= FRAME:
+                t, level = _power_db(power, lo, hi)
+                t = min(max(t, lo), hi)          # frames are 10 ms: keep the cut inside the gap
+            else:
+                t, level = 0.5 * (lo + hi), _power_db(power, lo - FRAME, hi + FRAME)[1]
             candidates.append((t, level))
     else:
         step = max(1, int(0.05 / FRAME))

@@ -43,6 +43,10 @@ def speech_regions(
 
     model = load_model()
     model.reset_states()
+    # silence drives the model's recurrent state into denormal floats, which made every window
+    # ~50x slower on x86 (measured: 12 ms instead of 0.2 ms); flushing them to zero changes no
+    # probability that matters
+    torch.set_flush_denormal(True)
     probs: list[float] = []
     total = 0
     with sf.SoundFile(str(path)) as f:

@@ -1,0 +1,90 @@
+"""Speech with known text for tests, made with espeak-ng (no downloads, deterministic)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SENTENCES = [
+    "The morning train was late again today.",
+    "She opened the window and looked at the garden.",
+    "We should meet at the library after lunch.",
+    "His brother plays the violin in a small orchestra.",
+    "Please remember to water the plants on Friday.",
+    "The river was cold and very clear.",
+    "They walked home slowly through the quiet park.",
+    "A strong wind blew across the open field.",
+    "My neighbor bakes fresh bread every weekend.",
+    "The old clock in the hall stopped at noon.",
+    "Children were laughing on the playground.",
+    "He forgot his umbrella at the station.",
+    "The museum opens early on Sunday morning.",
+    "Our teacher explained the problem very carefully.",
+    "The cat slept all afternoon on the warm sofa.",
+    "Fresh snow covered the mountains overnight.",
+    "I would like a cup of tea with honey.",
+    "The market was busy and full of color.",
+    "She wrote a long letter to her grandmother.",
+    "The little boat drifted toward the island.",
+    "Nobody knew where the missing key had gone.",
+    "The doctor asked him to rest for a week.",
+    "Birds gathered on the roof before the storm.",
+    "We painted the kitchen a bright yellow.",
+]
+
+RATE = 22050
+
+
+def say(text: str, voice: str = "en-us", speed: int = 165, pitch: int = 50) -> np.ndarray:
+    """One utterance as float32 mono at 22050 Hz (espeak-ng's native rate)."""
+    proc = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+        capture_output=True, check=True,
+    )
+    import io
+
+    audio, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    assert rate == RATE, rate
+    return trim(audio)
+
+
+def trim(audio: np.ndarray, level: float = 1e-3) -> np.ndarray:
+    idx = np.flatnonzero(np.abs(audio) > level)
+    return audio[idx[0] : idx[-1] + 1] if len(idx) else audio
+
+
+def compose(sentences: list[str], pauses: list[float] | float = 0.6, lead: float = 0.4, noise_db: float | None = None,
+            seed: int = 0, **voice) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Sentences joined by pauses; returns audio and (start, end, text) of each sentence."""
+    rng = np.random.default_rng(seed)
+    parts = [np.zeros(int(lead * RATE), np.float32)]
+    spans = []
+    t = lead
+    for k, text in enumerate(sentences):
+        a = say(text, **voice)
+        spans.append((t, t + len(a) / RATE, text))
+        parts.append(a)
+        t += len(a) / RATE
+        p = pauses[k % len(pauses)] if isinstance(pauses, list) else pauses
+        parts.append(np.zeros(int(p * RATE), np.float32))
+        t += int(p * RATE) / RATE
+    audio = np.concatenate(parts)
+    if noise_db is not None:
+        audio = audio + (10 ** (noise_db / 20)) * rng.standard_normal(len(audio)).astype(np.float32)
+    return audio.astype(np.float32), spans
+
+
+def write(path: Path, audio: np.ndarray, rate: int = RATE, channels: int = 1, codec_args: list[str] | None = None,
+          gain_db: float = 0.0, src_rate: int = RATE) -> Path:
+    """Write audio in any format ffmpeg knows (from the extension), resampled and with channels."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".src.wav")
+    sf.write(str(tmp), audio * (10 ** (gain_db / 20)), src_rate, subtype="FLOAT")
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(tmp),
+           "-ar", str(rate), "-ac", str(channels), *(codec_args or []), str(path)]
+    subprocess.run(cmd, check=True)
+    tmp.unlink()
+    return path
