@@ -1,0 +1,141 @@
+"""`xtts-ft export R --out models/xtts/NAME`: a compact model folder from a training run.
+
+model.pth = the base model's weights with the run's GPT weights laid over them, without the
+optimizer, the DVAE or the trainer's mel modules; the other five files come from the base
+model folder. The result loads with coqui-tts `Xtts.load_checkpoint` and in AllTalk unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from engine.atomic import atomic_path, write_json, write_text
+from engine.model_files import check_model
+from engine.train import checkpoints as ck
+
+DROP_PREFIXES = ("dvae.", "torch_mel_spectrogram_style_encoder.", "torch_mel_spectrogram_dvae.")
+
+
+class ExportError(Exception):
+    pass
+
+
+def resolve_checkpoint(run: Path, which: str) -> Path:
+    if which == "best":
+        p = run / "best_model.pth"
+        if p.is_file():
+            return p
+        which = "last"  # no eval yet: fall back to the last checkpoint
+    if which == "last":
+        found = ck.latest_loadable(run)
+        if found is None:
+            raise ExportError(f"no checkpoint in {run} (neither best_model.pth nor checkpoints/)")
+        return found[0]
+    p = Path(which)
+    if not p.is_file():
+        raise ExportError(f"--checkpoint: file not found: {p}")
+    return p
+
+
+def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force: bool = False,
+               n_refs: int = 3) -> dict:
+    import torch
+
+    run, out = Path(run), Path(out)
+    cfg_path = run / "run_config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"{run} is not a training run (no run_config.json)")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ExportError(f"{out} already exists and is not empty: use --force to overwrite")
+    base = check_model(cfg["model"])
+    src = resolve_checkpoint(run, checkpoint)
+    data = torch.load(src, map_location="cpu", weights_only=False)
+    run_state = data.get("model", data)
+    base_ckpt = torch.load(base.path("model.pth"), map_location="cpu", weights_only=False)
+    state = dict(base_ckpt.get("model", base_ckpt))
+    # normalise the base's keys (a coqui Trainer checkpoint has "xtts." prefixes)
+    state = {(k[5:] if k.startswith("xtts.") else k): v for k, v in state.items()
+             if not k.startswith(DROP_PREFIXES)}
+    replaced = 0
+    for k, v in run_state.items():
+        if k.startswith(DROP_PREFIXES):
+            continue
+        key = k[5:] if k.startswith("xtts.") else k
+        if key.startswith("gpt.") or key in state:
+            state[key] = v
+            replaced += 1
+    if replaced == 0:
+        raise ExportError(f"{src}: no model weights inside")
+    state = {k: v for k, v in state.items() if not k.startswith(("gpt.gpt_inference.", "gpt.gpt.wte."))}
+
+    tmp_dir = out.parent / f".{out.name}.export-tmp"
+    if tmp_dir.exists():
+        shutil.rmtree(tmp_dir)
+    tmp_dir.mkdir(parents=True)
+    try:
+        base_cfg = json.loads(base.path("config.json").read_text(encoding="utf-8"))
+        base_cfg.setdefault("model_args", {})["tokenizer_file"] = ""
+        base_cfg["xtts_ft"] = {**base_cfg.get("xtts_ft", {}), "exported_from": str(run.resolve()),
+                               "checkpoint": str(src), "step": data.get("step"), "epoch": data.get("epoch"),
+                               "exported": time.strftime("%Y-%m-%d %H:%M:%S")}
+        write_json(tmp_dir / "config.json", base_cfg)
+        with atomic_path(tmp_dir / "model.pth") as tmp:
+            torch.save({"model": state, "config": base_cfg}, tmp)
+        for name in ("mel_stats.pth", "speakers_xtts.pth", "vocab.json", "dvae.pth"):
+            shutil.copyfile(base.path(name), tmp_dir / name)
+        from engine.synth import pick_references
+
+        refs = []
+        ref_dir = tmp_dir / "reference"
+        for i, p in enumerate(pick_references(cfg["dataset"], n=n_refs), 1):
+            ref_dir.mkdir(exist_ok=True)
+            dst = ref_dir / f"reference_{i}{p.suffix}"
+            shutil.copyfile(p, dst)
+            refs.append(dst.name)
+        write_text(tmp_dir / "README.md", _readme(out.name, cfg, run, src, data, refs))
+        for p in tmp_dir.rglob("*"):
+            if p.is_file():
+                p.chmod(0o644)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{int(time.time())}"
+            out.rename(old)
+            tmp_dir.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp_dir.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    info = check_model(out)
+    return {"out": str(out), "checkpoint": str(src), "step": data.get("step"), "references": refs,
+            "size_bytes": info.size_bytes, "model_pth_bytes": info.files["model.pth"]}
+
+
+def _readme(name: str, cfg: dict, run: Path, src: Path, data: dict, refs: list[str]) -> str:
+    loss = data.get("loss")
+    lines = [
+        f"# {name}",
+        "",
+        "An XTTS v2 voice finetuned with xtts-ft. Load it like any XTTS model folder",
+        "(AllTalk `models/xtts/<name>/`, or coqui-tts `Xtts.load_checkpoint(config, checkpoint_dir=...)`).",
+        "",
+        "## Training",
+        f"- Base model: `{cfg['model']}`" + (f" + base checkpoint `{cfg['base_checkpoint']}`"
+                                             if cfg.get("base_checkpoint") else ""),
+        f"- Dataset: `{cfg['dataset']}` (language `{cfg['language']}`)",
+        f"- Run: `{run}`; weights from `{src.name}` (global step {data.get('step')}, epoch "
+        f"{(data.get('epoch') or 0) + 1})" + (f", eval loss {loss:.5f}" if isinstance(loss, float) else ""),
+        f"- Epochs {cfg['epochs']}, batch {cfg['batch_size']} x accumulation {cfg['grad_accum']}, "
+        f"learning rate {cfg['lr']:g}, optimizer {cfg['optimizer']}, scheduler {cfg['scheduler']}, "
+        f"precision {cfg['precision']}",
+        "",
+        "## Reference clips",
+    ]
+    lines += [f"- `reference/{r}`" for r in refs] or ["- (none between 6 and 10 s in the dataset)"]
+    lines += ["", "Use one of them as the speaker reference (`--speaker-wav`)."]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,134 @@
+"""Thin subclasses of coqui's classes: where the engine listens to the real training code.
+
+- EventDashboardLogger: coqui's Trainer hands it every step's loss dict, each eval's averages and
+  each epoch's averages; it forwards them to the engine (structured, no console parsing).
+- The Trainer subclass records step/loader time, sets the DVAE back to eval mode after a
+  mid-epoch eval, and routes checkpoint/best-model writes to the engine (atomic, compact).
+- The GPTTrainer subclass builds the engine's learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import time
+
+from trainer.logging.base_dash_logger import BaseDashboardLogger
+
+
+class EventDashboardLogger(BaseDashboardLogger):
+    def __init__(self, engine):
+        self.engine = engine
+        self.last_step: dict | None = None
+
+    def train_step_stats(self, step, stats):
+        self.last_step = dict(stats)
+
+    def eval_stats(self, step, stats):
+        self.engine.on_eval(step, dict(stats))
+
+    def train_epoch_stats(self, step, stats):
+        self.last_epoch = dict(stats)
+
+    # the rest of the dashboard interface has nothing to record
+    def model_weights(self, model, step):
+        pass
+
+    def add_scalar(self, title, value, step):
+        pass
+
+    def add_figure(self, title, figure, step):
+        pass
+
+    def add_config(self, config):
+        pass
+
+    def add_audio(self, title, audio, step, sample_rate):
+        pass
+
+    def add_text(self, title, text, step):
+        pass
+
+    def add_artifact(self, file_or_dir, name, artifact_type, aliases=None):
+        pass
+
+    def add_scalars(self, scope_name, scalars, step):
+        pass
+
+    def add_figures(self, scope_name, figures, step):
+        pass
+
+    def add_audios(self, scope_name, audios, step, sample_rate):
+        pass
+
+    def train_figures(self, step, figures):
+        pass
+
+    def train_audios(self, step, audios, sample_rate):
+        pass
+
+    def eval_figures(self, step, figures):
+        pass
+
+    def eval_audios(self, step, audios, sample_rate):
+        pass
+
+    def test_audios(self, step, audios, sample_rate):
+        pass
+
+    def test_figures(self, step, figures):
+        pass
+
+    def flush(self):
+        pass
+
+    def finish(self):
+        pass
+
+
+def make_trainer_class(Trainer, engine):
+    class EngineTrainer(Trainer):
+        _xf_step_time = None
+        _xf_loader_time = None
+        _xf_step_optimizer = True
+        _xf_n_steps = 0
+
+        def train_step(self, batch, batch_n_steps, step, loader_start_time):
+            engine.before_step(self, step, batch_n_steps)
+            self._xf_loader_start = loader_start_time
+            return super().train_step(batch, batch_n_steps, step, loader_start_time)
+
+        def format_batch(self, batch):
+            out = super().format_batch(batch)
+            if self.model.training or self.model.xtts.gpt.training:
+                self._xf_loader_time = time.time() - getattr(self, "_xf_loader_start", time.time())
+            return out
+
+        def optimize(self, *args, **kwargs):
+            outputs, loss_dict, step_time = super().optimize(*args, **kwargs)
+            self._xf_step_time = step_time
+            return outputs, loss_dict, step_time
+
+        def save_checkpoint(self):
+            engine.save_checkpoint("coqui")
+
+        def save_best_model(self):
+            # the engine saves the best model after each eval (atomic, without frozen weights)
+            pass
+
+        def save_training_script(self):
+            pass
+
+    return EngineTrainer
+
+
+def make_model_class(GPTTrainer, engine):
+    class EngineGPTTrainer(GPTTrainer):
+        def get_scheduler(self, optimizer):
+            from engine.train.schedule import EngineLR
+
+            cfg = engine.cfg
+            if cfg["scheduler"] == "none" and not cfg["warmup_steps"]:
+                return None
+            opt = optimizer[0] if isinstance(optimizer, list) else optimizer
+            return EngineLR(opt, cfg["scheduler"], engine.sched_params, float(cfg["lr"]))
+
+    return EngineGPTTrainer
