@@ -88,3 +88,14 @@ def write(path: Path, audio: np.ndarray, rate: int = RATE, channels: int = 1, co
     subprocess.run(cmd, check=True)
     tmp.unlink()
     return path
+
+# utterances far from the 2-11 s range, as real recordings have them
+SHORT = ["Yes.", "Thank you.", "Really?", "Of course.", "Good night.", "Not today."]
+LONG = [
+    "When we finally reached the top of the hill after walking for most of the afternoon, the whole valley "
+    "opened up below us with its green fields, its narrow roads and the small white houses scattered along "
+    "the river, and for a long moment nobody said a single word.",
+    "The report that the committee published at the end of the year explained in great detail how the "
+    "library had spent its budget, which services had been used the most by the people of the town, and "
+    "what the staff hoped to change during the next twelve months.",
+]

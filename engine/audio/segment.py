@@ -259,8 +259,8 @@ def transcription_chunks(regions, power: np.ndarray, duration: float, max_chunk_
         else:
             chunks.append([a, b])
     out = []
-    for k, (a, b) in enumerate(chunks):
-        lo = chunks[k - 1][1] if k > 0 else 0.0
-        hi = chunks[k + 1][0] if k + 1 < len(chunks) else duration
+    for k, (a, b) in enumerate(chunks):     # padded, but never past the middle of a pause
+        lo = 0.5 * (chunks[k - 1][1] + a) if k > 0 else 0.0
+        hi = 0.5 * (b + chunks[k + 1][0]) if k + 1 < len(chunks) else duration
         out.append((max(lo, a - pad_s, 0.0), min(hi, b + pad_s, duration)))
     return out

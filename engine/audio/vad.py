@@ -25,7 +25,7 @@ def load_model():
     if _model is None:
         from silero_vad import load_silero_vad
 
-        _model = load_silero_vad(onnx=False)  # the JIT model ships in the wheel: no download
+        _model = load_silero_vad(onnx=True)  # ships in the wheel (no download); 2-3x faster than JIT on CPU
     return _model
 
 

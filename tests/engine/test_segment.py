@@ -95,3 +95,4 @@ def test_transcription_chunks_fit_whisper_window():
     assert all(b - a <= 28.0 + 0.4 + 1e-6 for a, b in chunks)
     covered = sum(1 for a, b in spans if any(ca <= a and b <= cb for ca, cb in chunks))
     assert covered == len(spans)
+    assert all(c1[1] <= c2[0] for c1, c2 in zip(chunks, chunks[1:]))     # padding never overlaps
