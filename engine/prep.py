@@ -423,7 +423,10 @@ class Prep:
         from scipy.signal import resample_poly
 
         audio, rate = sf.read(str(self.out / seg["file"]), dtype="float32")
-        return resample_poly(audio, 160, 441).astype(np.float32) if rate == 22050 else audio
+        from math import gcd
+
+        g = gcd(16000, rate)
+        return resample_poly(audio, 16000 // g, rate // g).astype(np.float32) if rate != 16000 else audio
 
     def _duplicates(self, new_segments: list[dict]) -> None:
         r = self.r
@@ -477,7 +480,9 @@ class Prep:
     def _retranscribe(self, seg: dict, t: Transcriber) -> None:
         text, conf = t.retranscribe(self._clip_audio16(seg))
         text = normalize_text(text, self.o.language)
-        if text and comparable(text) != comparable(seg["text"]):
+        # a second opinion replaces the first only when whisper is at least as sure of it
+        if text and comparable(text) != comparable(seg["text"]) and conf >= seg.get("confidence", 0.0) - 0.02 \
+                and not repeated_loop(text):
             seg["text_first_pass"] = seg["text"]
             seg["text"] = text
             seg["confidence"] = round(conf, 3)
