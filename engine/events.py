@@ -60,15 +60,21 @@ class EventWriter:
                 self._fh.close()
 
 
-def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict], int]:
-    """Complete lines from `offset` on; returns (events, new_offset). A torn last line is left for later."""
+def read_events(path: str | os.PathLike, offset: int = 0, max_bytes: int | None = None) -> tuple[list[dict], int]:
+    """Complete lines from `offset` on; returns (events, new_offset). A torn last line is left for later.
+
+    `max_bytes` bounds one read (a reader replaying a huge file calls again from the new offset);
+    a single line longer than `max_bytes` is still read whole.
+    """
     events: list[dict] = []
     p = Path(path)
     if not p.exists():
         return events, offset
     with open(p, "rb") as fh:
         fh.seek(offset)
-        data = fh.read()
+        data = fh.read() if max_bytes is None else fh.read(max_bytes)
+        if max_bytes is not None and len(data) == max_bytes and b"\n" not in data:
+            data += fh.readline()
     end = data.rfind(b"\n")
     if end < 0:
         return events, offset
