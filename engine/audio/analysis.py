@@ -47,19 +47,21 @@ def db(x: float) -> float | None:
     return None if x <= 0 else 20.0 * math.log10(x)
 
 
-def scan(path: Path, block_seconds: float = 30.0) -> tuple[SignalStats, np.ndarray]:
+def scan(path: Path, block_seconds: float = 10.0) -> tuple[SignalStats, np.ndarray]:
     """Stats of a mono working file plus its 10 ms frame power (mean square) array."""
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
-        frame = int(round(sr * FRAME_SECONDS))
-        block = frame * int(block_seconds / FRAME_SECONDS)
+        spf = sr * FRAME_SECONDS            # 220.5 samples at 22050 Hz: frame edges are rounded
+        block = int(sr * block_seconds)
         n = 0
         peak = 0.0
         clipped = 0
         total = 0.0
         sq = 0.0
         powers: list[np.ndarray] = []
-        carry = np.zeros(0, dtype=np.float32)
+        carry = np.zeros(0, dtype=np.float64)
+        carry_start = 0      # sample index of carry[0] in the file
+        k_next = 0           # next frame to emit
         for chunk in f.blocks(blocksize=block, dtype="float32", always_2d=False):
             if chunk.ndim > 1:
                 chunk = chunk.mean(axis=1)
@@ -69,14 +71,23 @@ def scan(path: Path, block_seconds: float = 30.0) -> tuple[SignalStats, np.ndarr
                 peak = max(peak, float(a.max()))
             clipped += int((a >= CLIP_LEVEL).sum())
             total += float(chunk.sum(dtype=np.float64))
-            sq += float(np.square(chunk, dtype=np.float64).sum())
-            data = np.concatenate([carry, chunk])
-            whole = len(data) // frame * frame
-            if whole:
-                powers.append(np.square(data[:whole], dtype=np.float64).reshape(-1, frame).mean(axis=1))
-            carry = data[whole:]
+            squares = np.concatenate([carry, np.square(chunk, dtype=np.float64)])
+            sq += float(squares[len(carry):].sum())
+            end = carry_start + len(squares)
+            k_last = int(math.floor(end / spf)) - 1          # last frame that ends inside the data
+            while k_last >= k_next and int(round((k_last + 1) * spf)) > end:
+                k_last -= 1
+            if k_last >= k_next:
+                ks = np.arange(k_next, k_last + 2)
+                edges = np.round(ks * spf).astype(np.int64) - carry_start
+                cs = np.concatenate([[0.0], np.cumsum(squares)])
+                powers.append((cs[edges[1:]] - cs[edges[:-1]]) / np.maximum(1, np.diff(edges)))
+                cut = int(edges[-1])
+                carry, carry_start, k_next = squares[cut:], carry_start + cut, k_last + 1
+            else:
+                carry = squares
         if len(carry):
-            powers.append(np.array([np.square(carry, dtype=np.float64).mean()]))
+            powers.append(np.array([carry.mean()]))
     power = np.concatenate(powers).astype(np.float32) if powers else np.zeros(0, np.float32)
     rms = math.sqrt(sq / n) if n else 0.0
     stats = SignalStats(
