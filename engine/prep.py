@@ -229,12 +229,14 @@ class Prep:
             return None
         info = intake.probe(sf_.path)
         stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
-        decoded = intake.decode(sf_.path, self.work, stem)
+        with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
+            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance)
         stats, power = analysis.scan(decoded.work22)
         if stats.peak < 1e-4:
             raise intake.IntakeError("digital silence (no signal at all)")
         r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; processing with VAD", tag="AUDIO")
-        regions, _probs = vad.speech_regions(decoded.work16)
+        with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
+            regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
         if not regions:
             raise intake.IntakeError("no speech found by the voice activity detector")
         fp = _fingerprint(power)

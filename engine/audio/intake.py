@@ -119,6 +119,8 @@ def probe(path: Path) -> ProbeInfo:
     if not streams:
         raise IntakeError("no audio stream in file")
     s = streams[0]
+    if not int(s.get("sample_rate") or 0) or not int(s.get("channels") or 0):
+        raise IntakeError("not readable as audio (no sample rate or channels: damaged, or not really audio)")
     fmt = info.get("format", {})
     try:
         duration = float(s.get("duration") or fmt.get("duration") or 0.0)
@@ -134,7 +136,8 @@ def probe(path: Path) -> ProbeInfo:
 
 
 def _ffmpeg_reason(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    generic = ("Conversion failed!", "Error marking filters as finished", "Error while filtering")
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip() and ln.strip() not in generic]
     if not lines:
         return "ffmpeg gave no reason"
     last = lines[-1]
@@ -152,7 +155,7 @@ class Decoded:
     loudness_range: float | None
 
 
-def decode(path: Path, work_dir: Path, stem: str) -> Decoded:
+def decode(path: Path, work_dir: Path, stem: str, on_progress=None) -> Decoded:
     """One streaming ffmpeg pass: mono mix, resample, loudness measurement, two working files."""
     work_dir.mkdir(parents=True, exist_ok=True)
     w22 = work_dir / f"{stem}.22k.wav"
@@ -163,18 +166,35 @@ def decode(path: Path, work_dir: Path, stem: str) -> Decoded:
         f"[b]aresample={ASR_RATE}:resampler=soxr,aformat=sample_fmts=s16[b2]"
     )
     cmd = [
-        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-i", str(path),
+        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-nostats", "-progress", "pipe:1",
+        "-i", str(path),
         "-vn", "-filter_complex", graph,
         "-map", "[a2]", "-c:a", "pcm_f32le", "-rf64", "auto", str(w22),
         "-map", "[b2]", "-c:a", "pcm_s16le", "-rf64", "auto", str(w16),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+        done = 0.0
+        for line in proc.stdout:            # "-progress" key=value lines, a few per second
+            if line.startswith("out_time_us=") and on_progress is not None:
+                try:
+                    t = int(line.split("=", 1)[1]) / 1e6
+                except ValueError:
+                    continue
+                if t > done:
+                    on_progress(t - done)
+                    done = t
+        proc.wait()
+        err.seek(0)
+        stderr = err.read()
     if proc.returncode != 0 or not w22.exists():
         for f in (w22, w16):
             f.unlink(missing_ok=True)
-        raise IntakeError(f"could not be decoded ({_ffmpeg_reason(proc.stderr)})")
-    lufs = _parse_summary(proc.stderr, r"I:\s+(-?[\d.]+|-inf) LUFS")
-    lra = _parse_summary(proc.stderr, r"LRA:\s+(-?[\d.]+) LU")
+        raise IntakeError(f"could not be decoded ({_ffmpeg_reason(stderr)})")
+    lufs = _parse_summary(stderr, r"I:\s+(-?[\d.]+|-inf) LUFS")
+    lra = _parse_summary(stderr, r"LRA:\s+(-?[\d.]+) LU")
     import soundfile as sf
 
     info = sf.info(str(w22))
