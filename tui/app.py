@@ -1,0 +1,304 @@
+"""The xtts-ft terminal studio: a Textual app over the engine.
+
+It never trains or transcribes itself: prep and training run as detached child processes
+(`python -m engine ...`), followed only through their events files. `make_app()` builds the app
+for the console script and for the tests alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from tui.messages import GpuInfo, ProjectChanged
+from tui.runmodel import EventTail, PrepModel, RunModel
+from tui.studio import Studio
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class TooSmall(ModalScreen):
+    """Shown instead of a garbled layout when the terminal is below 80x24."""
+
+    DEFAULT_CSS = """
+    TooSmall { align: center middle; background: $background; }
+    TooSmall > Static { width: auto; height: auto; padding: 0 1; text-align: center; }
+    """
+    BINDINGS = [Binding("q,ctrl+q", "app.quit", "Quit", id="quit")]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="msg")
+
+    def on_mount(self) -> None:
+        self.update_size()
+
+    def update_size(self) -> None:
+        w, h = self.app.size
+        self.query_one("#msg", Static).update(
+            f"Terminal too small: {w}x{h}.\nxtts-ft needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
+            "Enlarge the window (training runs are not affected).\nq quits")
+
+
+def _screen(spec: str) -> Screen:
+    import importlib
+
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+class XttsStudio(App):
+    TITLE = "xtts-ft studio"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    MODES = {
+        "home": partial(_screen, "tui.screens.home:HomeScreen"),
+        "prep": partial(_screen, "tui.screens.prep:PrepScreen"),
+        "review": partial(_screen, "tui.screens.review:ReviewScreen"),
+        "params": partial(_screen, "tui.screens.params:ParamsScreen"),
+        "train": partial(_screen, "tui.screens.training:TrainingScreen"),
+        "results": partial(_screen, "tui.screens.results:ResultsScreen"),
+    }
+    DEFAULT_MODE = "home"
+    BINDINGS = [
+        Binding("1", "goto('home')", "Home", show=False, id="goto.home"),
+        Binding("2", "goto('prep')", "Prep", show=False, id="goto.prep"),
+        Binding("3", "goto('review')", "Review", show=False, id="goto.review"),
+        Binding("4", "goto('params')", "Params", show=False, id="goto.params"),
+        Binding("5", "goto('train')", "Train", show=False, id="goto.train"),
+        Binding("6", "goto('results')", "Results", show=False, id="goto.results"),
+        Binding("f1", "goto('home')", "Home", show=False),
+        Binding("f2", "goto('prep')", "Prep", show=False),
+        Binding("f3", "goto('review')", "Review", show=False),
+        Binding("f4", "goto('params')", "Params", show=False),
+        Binding("f5", "goto('train')", "Train", show=False),
+        Binding("f6", "goto('results')", "Results", show=False),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, root: str | Path | None = None, start: str | None = None, run: str | Path | None = None,
+                 dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> None:
+        self.studio = Studio(root)
+        if dataset:
+            self.studio.state["dataset"] = str(Path(dataset).resolve())
+        if run:
+            self.studio.state["run"] = str(Path(run).resolve())
+        self.poll = poll
+        self.query_gpu = query_gpu
+        self.run_model = RunModel()
+        self.prep_model = PrepModel()
+        self.prep_proc = None
+        self.prep_dataset: Path | None = None
+        self.gpu: dict | None = None
+        self._start = start
+        super().__init__()
+
+    # ------------------------------------------------------------------ start / stop
+    def on_mount(self) -> None:
+        if self.query_gpu:
+            self.query_gpu_info()
+        else:
+            self.gpu = {"available": False, "reason": "not queried"}
+        if self.studio.run:
+            self.follow_run(self.studio.run)
+        start = self._start or "home"
+        if start != "home":
+            self.call_after_refresh(self.switch_mode, start)
+        self.call_after_refresh(self._check_size)
+
+    def on_resize(self, event) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        top = self.screen
+        if small and not isinstance(top, TooSmall):
+            self.push_screen(TooSmall())
+        elif small and isinstance(top, TooSmall):
+            top.update_size()
+        elif not small and isinstance(top, TooSmall):
+            self.pop_screen()
+
+    # ------------------------------------------------------------------ navigation
+    def action_goto(self, mode: str) -> None:
+        if isinstance(self.screen, TooSmall):
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def set_project(self, dataset: Path | None = None, run: Path | None = None, follow: bool = True) -> None:
+        """Make a dataset and/or run the current one; remembered for the next session."""
+        if dataset is not None:
+            self.studio.state["dataset"] = str(Path(dataset).resolve())
+            self.studio.remember_dataset(Path(dataset).resolve())
+        if run is not None:
+            self.studio.state["run"] = str(Path(run).resolve())
+            self.studio.remember_run(Path(run).resolve())
+            if follow:
+                self.follow_run(Path(run))
+        self.studio.save()
+        msg = ProjectChanged(self.studio.dataset, self.studio.run)
+        for screen in self._all_screens():
+            screen.post_message(ProjectChanged(msg.dataset, msg.run))
+
+    def _all_screens(self) -> list[Screen]:
+        out = []
+        for stack in self._screen_stacks.values():
+            out.extend(stack)
+        return out
+
+    # ------------------------------------------------------------------ following a run
+    def follow_run(self, run: Path) -> None:
+        """Replay R/events.jsonl from the start, then follow it live (thread worker on the App,
+        so it survives screen changes). Only the model is touched here; screens redraw on a timer."""
+        run = Path(run).resolve()
+        with self.run_model.lock:
+            self.run_model.run = run
+            self.run_model.clear()
+        self._follow(run)
+
+    @work(thread=True, exclusive=True, group="follow-run", name="follow-run")
+    def _follow(self, run: Path) -> None:
+        from engine.train import process
+
+        worker = get_current_worker()
+        model = self.run_model
+        tail = EventTail(run / "events.jsonl")
+        last_check = 0.0
+        while not worker.is_cancelled:
+            events = tail.poll()
+            if tail.reset:
+                tail.reset = False
+                with model.lock:
+                    model.clear()
+            if events:
+                model.absorb_all(events)
+                if not tail.at_end():
+                    continue  # still replaying: no sleep
+            if model.replaying:
+                with model.lock:
+                    model.replaying = False
+                    model.version += 1
+            now = time.monotonic()
+            if now - last_check > 2.0:
+                last_check = now
+                alive = process.process_alive(run)
+                with model.lock:
+                    if model.alive != alive:
+                        model.alive = alive
+                        model.version += 1
+            time.sleep(self.poll)
+
+    # ------------------------------------------------------------------ prep jobs
+    def start_prep(self, args: list[str], dataset: Path) -> None:
+        dataset.mkdir(parents=True, exist_ok=True)
+        events = dataset / "prep_events.jsonl"
+        offset = events.stat().st_size if events.exists() else 0
+        with self.prep_model.lock:
+            self.prep_model.clear()
+            self.prep_model.state = "starting"
+        self.prep_dataset = dataset
+        self.prep_proc = self.studio.spawn(args, dataset / "prep_tui.log")
+        self.studio.remember_dataset(dataset.resolve())
+        self._follow_prep(events, offset, self.prep_proc)
+
+    @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
+    def _follow_prep(self, path: Path, offset: int, proc) -> None:
+        worker = get_current_worker()
+        model = self.prep_model
+        tail = EventTail(path, offset)
+        while not worker.is_cancelled:
+            events = tail.poll()
+            if events:
+                model.absorb_all(events)
+            code = proc.poll() if proc is not None else None
+            if code is not None:
+                events = tail.poll()
+                model.absorb_all(events)
+                with model.lock:
+                    model.alive = False
+                    if model.state not in ("finished", "failed"):
+                        model.state = "failed"
+                        model.reason = f"xtts-ft prep exited with code {code} (see prep_tui.log)"
+                    model.version += 1
+                return
+            time.sleep(self.poll)
+
+    def stop_prep(self) -> bool:
+        import signal
+
+        p = self.prep_proc
+        if p is None or p.poll() is not None:
+            return False
+        p.send_signal(signal.SIGINT)
+        return True
+
+    # ------------------------------------------------------------------ hardware
+    @work(thread=True, exclusive=True, group="gpu", name="gpu-info")
+    def query_gpu_info(self) -> None:
+        """engine.gpu.gpu_info() in a child process, so this process never imports torch/CUDA."""
+        import subprocess
+        import sys
+
+        code = ("import json; from engine.gpu import gpu_info, ram_sample; "
+                "print(json.dumps({'gpu': gpu_info(), 'ram': ram_sample()}))")
+        pkg_root = str(Path(__file__).resolve().parents[1])
+        try:
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
+                               stdin=subprocess.DEVNULL, cwd=pkg_root)
+            info = json.loads(p.stdout.strip().splitlines()[-1])
+        except Exception as exc:  # noqa: BLE001 - "no GPU" is a fine answer
+            info = {"gpu": {"available": False, "reason": f"GPU query failed ({type(exc).__name__})"}, "ram": None}
+        self.post_message(GpuInfo(info))
+
+    def on_gpu_info(self, message: GpuInfo) -> None:
+        self.gpu = message.info
+        for screen in self._all_screens():
+            screen.post_message(GpuInfo(message.info))
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        from tui.widgets.common import STEPS
+
+        for mode, key, label in STEPS:
+            yield SystemCommand(f"Go to {label}", f"Open the {label} screen (key {key})",
+                                partial(self.action_goto, mode))
+        # the current screen's own actions, with their bindings' descriptions
+        for binding in getattr(screen, "BINDINGS", []):
+            if isinstance(binding, Binding) and binding.description:
+                action = binding.action
+                if screen.check_action(action.split("(")[0], ()) is False:
+                    continue
+                yield SystemCommand(f"{binding.description}", f"{screen.__class__.__name__}: key {binding.key}",
+                                    partial(self.run_action, action, screen))
+
+    def action_quit(self) -> None:
+        # quitting never stops a training run or a prep job: they are separate processes
+        self.exit()
+
+
+def make_app(root: str | Path | None = None, start: str | None = None, run: str | Path | None = None,
+             dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> XttsStudio:
+    return XttsStudio(root=root, start=start, run=run, dataset=dataset, poll=poll, query_gpu=query_gpu)
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="xtts-ft", add_help=False)
+    ap.add_argument("--workspace")
+    ap.add_argument("--run")
+    args, _ = ap.parse_known_args(argv or [])
+    app = make_app(root=args.workspace, run=args.run, start="train" if args.run else None)
+    app.run()
+    return 0

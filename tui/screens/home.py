@@ -1,0 +1,197 @@
+"""Home: projects (a dataset and its runs) and runs found on disk with their live state.
+
+Enter opens the selection (a dataset goes to Review, a run to Training); a run that is still
+going, started from the CLI, another studio or before an SSH drop, is attached to the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tui.messages import ProjectChanged
+from tui.runmodel import fmt_duration
+from tui.screens.base import StudioScreen
+from tui.studio import dataset_summary, quick_run_summary, run_dataset
+
+STATE_STYLE = {"training": "bold green", "preparing": "cyan", "stopping": "yellow", "stopped": "yellow",
+               "finished": "green", "failed": "bold red", "new": "dim"}
+
+
+class HomeScreen(StudioScreen):
+    MODE = "home"
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="home.open", show=True),
+        Binding("a", "attach", "Attach", id="home.attach"),
+        Binding("n", "new", "New project", id="home.new"),
+        Binding("t", "train", "Train it", id="home.train"),
+        Binding("f", "refresh", "Refresh", id="home.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="home-body"):
+            yield Static(id="home-head", classes="hint")
+            yield DataTable(id="home-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="home-detail", classes="hint")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_column("", key="kind", width=2)
+        t.add_column("name", key="name", width=24)
+        t.add_column("state", key="state", width=10)
+        t.add_column("progress", key="progress", width=16)
+        t.add_column("best / clips", key="best", width=12)
+        t.add_column("updated", key="updated")
+        self.refresh_list()
+        self.set_interval(3.0, self.refresh_list)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_list()
+
+    @on(ProjectChanged)
+    def project_changed(self, message: ProjectChanged) -> None:
+        self.refresh_list()
+
+    @work(thread=True, exclusive=True, group="home-scan")
+    def refresh_list(self) -> None:
+        st = self.app.studio
+        rows = []
+        runs = st.find_runs()
+        run_by_ds: dict[str, list] = {}
+        for r in runs:
+            d = run_dataset(r)
+            run_by_ds.setdefault(str(d.resolve()) if d else "", []).append(r)
+        for d in st.find_datasets():
+            s = dataset_summary(d)
+            rows.append({"kind": "dataset", "path": d, "summary": s})
+            for r in sorted(run_by_ds.pop(str(d), []), key=lambda p: p.name):
+                rows.append({"kind": "run", "path": r, "summary": quick_run_summary(r), "child": True})
+        for rs in run_by_ds.values():
+            for r in rs:
+                rows.append({"kind": "run", "path": r, "summary": quick_run_summary(r), "child": False})
+        self.app.call_from_thread(self._show, rows)
+
+    def _show(self, rows: list[dict]) -> None:
+        t = self.query_one(DataTable)
+        keep = t.cursor_row
+        selected = self.rows[keep]["path"] if self.rows and 0 <= keep < len(self.rows) else False
+        self.rows = rows
+        t.clear()
+        now = time.time()
+        for row in rows:
+            s = row["summary"]
+            if row["kind"] == "dataset":
+                name = Text(row["path"].name, style="bold")
+                mins = s["seconds"] / 60
+                state = Text("ready" if s["clips"] else "empty", style="green" if s["clips"] else "dim")
+                progress = f"{mins:.1f} min speech" if s["ok"] else "–"
+                best = f"{s['train']}+{s['eval']} clips"
+                updated = ""
+                kind = "▣"
+            else:
+                name = Text(("  └ " if row.get("child") else "") + row["path"].name)
+                stn = s["state"]
+                state = Text(("● " if s["alive"] else "") + stn, style=STATE_STYLE.get(stn, ""))
+                progress = (f"ep {(s['epoch'] or 0) + 1}/{s['epochs']} gs {s['global_step']}"
+                            if s.get("global_step") is not None else "–")
+                b = s.get("best")
+                best = f"{b:.4f}" if isinstance(b, (int, float)) else (b or "–")
+                updated = (fmt_duration(now - s["updated"]) + " ago") if s.get("updated") else ""
+                kind = "▶"
+            t.add_row(kind, name, state, progress, best, updated)
+        if selected is not None:
+            for i, row in enumerate(rows):
+                if row["path"] == selected:
+                    t.move_cursor(row=i)
+                    break
+        n_alive = sum(1 for r in rows if r["kind"] == "run" and r["summary"].get("alive"))
+        head = Text()
+        head.append(f"Workspace {self.app.studio.root}", style="bold")
+        head.append(f"  ·  {sum(r['kind'] == 'dataset' for r in rows)} projects, "
+                    f"{sum(r['kind'] == 'run' for r in rows)} runs, {n_alive} running")
+        self.query_one("#home-head", Static).update(head)
+        if not rows:
+            self.query_one("#home-detail", Static).update(
+                "Nothing here yet. Press n to build a dataset from your recordings (2 Prep).")
+        else:
+            self._detail()
+        self.refresh_bindings()
+
+    def _current(self) -> dict | None:
+        t = self.query_one(DataTable)
+        if not self.rows or t.cursor_row is None or not (0 <= t.cursor_row < len(self.rows)):
+            return None
+        return self.rows[t.cursor_row]
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event) -> None:
+        self.action_open()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event) -> None:
+        self._detail()
+        self.refresh_bindings()
+
+    def _detail(self) -> None:
+        row = self._current()
+        d = self.query_one("#home-detail", Static)
+        if row is None:
+            d.update("")
+            return
+        s = row["summary"]
+        if row["kind"] == "dataset":
+            d.update(f"{row['path']}\nEnter: review clips · t: set training parameters")
+        else:
+            msg = f"{row['path']}\n{s['state']}" + (f": {s['reason']}" if s.get("reason") else "")
+            msg += "\nEnter/a: attach and follow it" if s.get("alive") else "\nEnter: open (curves, results)"
+            d.update(msg)
+
+    # ------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        row = self._current() if self.is_mounted else False
+        if action == "attach":
+            return True if row and row["kind"] == "run" and row["summary"].get("alive") else False
+        if action in ("open", "train"):
+            return True if row else False
+        return True
+
+    def action_open(self) -> None:
+        row = self._current()
+        if row is None:
+            return
+        if row["kind"] == "dataset":
+            self.app.set_project(dataset=row["path"])
+            self.app.action_goto("review")
+        else:
+            d = run_dataset(row["path"])
+            self.app.set_project(dataset=d if d and d.is_dir() else None, run=row["path"])
+            self.app.action_goto("train")
+
+    def action_attach(self) -> None:
+        self.action_open()
+
+    def action_train(self) -> None:
+        row = self._current()
+        if row is None:
+            return
+        d = row["path"] if row["kind"] == "dataset" else run_dataset(row["path"])
+        if d:
+            self.app.set_project(dataset=d, follow=False)
+        self.app.action_goto("params")
+
+    def action_new(self) -> None:
+        self.app.action_goto("prep")
+
+    def action_refresh(self) -> None:
+        self.refresh_list()

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from tui.screens.base import StudioScreen
+
+
+class PrepScreen(StudioScreen):
+    MODE = "prep"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("todo")

@@ -1,0 +1,243 @@
+"""The studio's workspace: where datasets, runs and models live, what the user chose last time,
+and the child processes it starts. No Textual here.
+
+Layout under the workspace root (the current folder unless XTTS_FT_HOME or --workspace says
+otherwise):
+  datasets/<name>/       dataset folders written by `xtts-ft prep`
+  runs/<name>/           training runs (`xtts-ft train --run ...`)
+  models/xtts/<name>/    base models and exports (AllTalk layout)
+  .xtts-ft/studio.json   the studio's saved choices (forms, current project), so a user can come back
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.atomic import write_json
+
+STATE_FILE = Path(".xtts-ft") / "studio.json"
+
+
+class Studio:
+    def __init__(self, root: str | Path | None = None):
+        root = root or os.environ.get("XTTS_FT_HOME") or os.getcwd()
+        self.root = Path(root).expanduser().resolve()
+        self.state: dict = {}
+        self.load()
+
+    # ------------------------------------------------------------------ places
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models" / "xtts"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / ".xtts-ft" / "jobs"
+
+    # ------------------------------------------------------------------ saved state
+    def load(self) -> None:
+        p = self.root / STATE_FILE
+        try:
+            self.state = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(self.state, dict):
+                self.state = {}
+        except (OSError, ValueError):
+            self.state = {}
+
+    def save(self) -> None:
+        try:
+            write_json(self.root / STATE_FILE, self.state)
+        except OSError:
+            pass  # a read-only workspace still works; choices are just not remembered
+
+    def get(self, key: str, default=None):
+        return self.state.get(key, default)
+
+    def set(self, key: str, value) -> None:
+        self.state[key] = value
+        self.save()
+
+    @property
+    def dataset(self) -> Path | None:
+        d = self.state.get("dataset")
+        return Path(d) if d else None
+
+    @property
+    def run(self) -> Path | None:
+        r = self.state.get("run")
+        return Path(r) if r else None
+
+    # ------------------------------------------------------------------ discovery
+    def find_datasets(self) -> list[Path]:
+        found: dict[str, Path] = {}
+        if self.datasets_dir.is_dir():
+            for p in sorted(self.datasets_dir.iterdir()):
+                if (p / "dataset.json").is_file() or (p / "metadata_train.csv").is_file() \
+                        or (p / "prep_events.jsonl").is_file():
+                    found[str(p.resolve())] = p.resolve()
+        for d in self.state.get("known_datasets", []):
+            p = Path(d)
+            if p.is_dir():
+                found.setdefault(str(p.resolve()), p.resolve())
+        for r in self.find_runs():
+            d = run_dataset(r)
+            if d and d.is_dir():
+                found.setdefault(str(d.resolve()), d.resolve())
+        return list(found.values())
+
+    def remember_dataset(self, d: Path) -> None:
+        known = [x for x in self.state.get("known_datasets", []) if x != str(d)]
+        self.state["known_datasets"] = [str(d)] + known[:50]
+        self.save()
+
+    def remember_run(self, r: Path) -> None:
+        known = [x for x in self.state.get("known_runs", []) if x != str(r)]
+        self.state["known_runs"] = [str(r)] + known[:100]
+        self.save()
+
+    def find_runs(self) -> list[Path]:
+        found: dict[str, Path] = {}
+        if self.runs_dir.is_dir():
+            for p in sorted(self.runs_dir.iterdir()):
+                if (p / "run_config.json").is_file():
+                    found[str(p.resolve())] = p.resolve()
+        for r in self.state.get("known_runs", []):
+            p = Path(r)
+            if (p / "run_config.json").is_file():
+                found.setdefault(str(p.resolve()), p.resolve())
+        return list(found.values())
+
+    def runs_of(self, dataset: Path) -> list[Path]:
+        d = str(Path(dataset).resolve())
+        return [r for r in self.find_runs() if str(run_dataset(r) or "") == d]
+
+    # ------------------------------------------------------------------ child processes
+    def spawn(self, args: list[str], log_path: Path) -> subprocess.Popen:
+        """Start `python -m engine ARGS` detached: new session, stdin /dev/null, output to a log
+        file (never a pipe this process owns), so it outlives the studio."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        pkg_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(log_path, "ab") as log:
+            log.write(f"\n$ xtts-ft {' '.join(args)}   ({time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
+            log.flush()
+            return subprocess.Popen([sys.executable, "-m", "engine", *args], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    close_fds=True, cwd=str(self.root), env=env)
+
+    def run_engine(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
+        """A short engine command (stop, check-model --json...): (exit code, output)."""
+        env = dict(os.environ)
+        pkg_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            p = subprocess.run([sys.executable, "-m", "engine", *args], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=timeout, cwd=str(self.root), env=env)
+        except subprocess.TimeoutExpired:
+            return 124, f"xtts-ft {args[0]} did not answer within {timeout:.0f} s"
+        return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def run_dataset(run: Path) -> Path | None:
+    try:
+        cfg = json.loads((Path(run) / "run_config.json").read_text(encoding="utf-8"))
+        return Path(cfg["dataset"]) if cfg.get("dataset") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_config(run: Path) -> dict:
+    try:
+        return json.loads((Path(run) / "run_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def quick_run_summary(run: Path, tail_bytes: int = 262144) -> dict:
+    """State, progress and best loss from the last part of events.jsonl (cheap on huge runs),
+    with the process checked."""
+    from engine.train import process
+
+    run = Path(run)
+    s = {"run": run, "state": "new", "reason": "", "epoch": None, "epochs": None, "global_step": None,
+         "best": None, "updated": None, "alive": process.process_alive(run)}
+    p = run / "events.jsonl"
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            fh.seek(max(0, size - tail_bytes))
+            data = fh.read()
+    except OSError:
+        data = b""
+    lines = data.splitlines()
+    if len(data) >= tail_bytes and lines:
+        lines = lines[1:]  # the first line may be cut
+    for raw in lines:
+        try:
+            e = json.loads(raw)
+        except ValueError:
+            continue
+        t = e.get("type")
+        s["updated"] = e.get("ts", s["updated"])
+        if t == "state":
+            s["state"], s["reason"] = e.get("state"), e.get("reason") or ""
+        elif t == "step":
+            s["epoch"], s["epochs"], s["global_step"] = e.get("epoch"), e.get("epochs"), e.get("global_step")
+        elif t == "best_model":
+            s["best"] = e.get("loss")
+    if s["best"] is None and (run / "best_model.pth").is_file() and size > tail_bytes:
+        s["best"] = "?"
+    if s["state"] in ("preparing", "training", "stopping") and not s["alive"]:
+        s["state"], s["reason"] = "failed", "process ended without a final state"
+    elif s["state"] == "new" and s["alive"]:
+        s["state"] = "preparing"
+    return s
+
+
+def dataset_summary(folder: Path) -> dict:
+    """Clip counts and speech minutes from dataset.json (or the CSVs)."""
+    folder = Path(folder)
+    out = {"folder": folder, "clips": 0, "excluded": 0, "train": 0, "eval": 0, "seconds": 0.0, "language": "",
+           "ok": False}
+    try:
+        m = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        m = None
+    if isinstance(m, dict) and isinstance(m.get("segments"), list):
+        out["ok"] = True
+        out["language"] = m.get("language", "")
+        for s in m["segments"]:
+            if s.get("excluded"):
+                out["excluded"] += 1
+                continue
+            out["clips"] += 1
+            out["seconds"] += float(s.get("duration") or 0)
+            if s.get("split") == "eval":
+                out["eval"] += 1
+            else:
+                out["train"] += 1
+        return out
+    for name, key in (("metadata_train.csv", "train"), ("metadata_eval.csv", "eval")):
+        try:
+            rows = (folder / name).read_text(encoding="utf-8").splitlines()[1:]
+            out[key] = len([r for r in rows if r.strip()])
+            out["ok"] = True
+        except OSError:
+            pass
+    out["clips"] = out["train"] + out["eval"]
+    return out

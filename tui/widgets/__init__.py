@@ -1,0 +1,1 @@
+"""Reusable widgets of the studio (each with its DEFAULT_CSS)."""

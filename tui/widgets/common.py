@@ -1,0 +1,172 @@
+"""Small widgets shared by the screens: the step bar, gauges, the alert banner, the tagged log."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog, Static
+
+STEPS = [
+    ("home", "1", "Home"),
+    ("prep", "2", "Prep"),
+    ("review", "3", "Review"),
+    ("params", "4", "Params"),
+    ("train", "5", "Train"),
+    ("results", "6", "Results"),
+]
+
+TAG_STYLES = {
+    "INFO": "cyan", "MODEL": "magenta", "GPU": "green", "AUDIO": "blue", "SEG": "bright_blue",
+    "DUP": "yellow", "DATA": "bright_cyan", "TRAIN": "bright_green", "ERROR": "bold red",
+}
+
+
+class StepBar(Static):
+    """The wizard's steps on one line; the current one is highlighted; click or press 1-6."""
+
+    DEFAULT_CSS = """
+    StepBar { height: 1; width: 1fr; background: $panel; }
+    """
+
+    def __init__(self, current: str, **kw) -> None:
+        super().__init__(**kw)
+        self.current = current
+        self.context = ""
+
+    def set_context(self, text: str) -> None:
+        self.context = text
+        self.update(self._markup())
+
+    def on_mount(self) -> None:
+        self.update(self._markup())
+
+    def _markup(self) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for mode, key, label in STEPS:
+            style = "bold reverse" if mode == self.current else ""
+            t.append(f" {key} {label} ", style=style or None)
+            t.append(" ")
+        if self.context:
+            t.append("│ ", style="dim")
+            t.append(self.context, style="italic")
+        return t
+
+    def on_click(self, event) -> None:
+        # map the x position to a step
+        x = event.x
+        pos = 0
+        for mode, key, label in STEPS:
+            width = len(f" {key} {label} ") + 1
+            if pos <= x < pos + width:
+                self.app.action_goto(mode)
+                return
+            pos += width
+
+
+def bar(frac: float | None, width: int) -> str:
+    if frac is None:
+        return "·" * width
+    frac = min(1.0, max(0.0, frac))
+    full = int(frac * width)
+    return "█" * full + "░" * (width - full)
+
+
+class Gauge(Static):
+    """A labelled one-line gauge: `VRAM ████░░░ 10.2/12.0 GB  reserved 9.8` or a plain message."""
+
+    DEFAULT_CSS = """
+    Gauge { height: 1; width: 1fr; }
+    """
+
+    def show(self, label: str, used: float | None, total: float | None, unit: str = "GB",
+             extra: str = "", message: str | None = None, warn_at: float = 0.9) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f"{label:<5}", style="bold")
+        if message is not None or used is None or not total:
+            t.append(message or "–", style="dim")
+            self.update(t)
+            return
+        frac = used / total
+        width = max(6, min(24, (self.size.width or 40) - 30))
+        style = "bold red" if frac >= warn_at else ("yellow" if frac >= 0.75 else "green")
+        t.append(bar(frac, width), style=style)
+        t.append(f" {used:.1f}/{total:.1f} {unit}")
+        if frac >= warn_at:
+            t.append(" !", style="bold red")
+        if extra:
+            t.append(f"  {extra}", style="dim")
+        self.update(t)
+
+
+class AlertBanner(Static):
+    """An alert nobody can miss: reverse video (visible with NO_COLOR), the guide's advice, and
+    how to dismiss it. Hidden when there is nothing to say."""
+
+    DEFAULT_CSS = """
+    AlertBanner {
+        display: none; height: auto; max-height: 4; width: 1fr;
+        background: $error; color: $text; text-style: bold; padding: 0 1;
+    }
+    AlertBanner.warning { background: $warning; color: $background; }
+    AlertBanner.shown { display: block; }
+    """
+
+    def show_alert(self, title: str, msg: str, advice: list[str] | None = None, level: str = "error",
+                   hint: str = "x dismiss") -> None:
+        t = Text()
+        t.append(f"⚠ {title.upper()} ", style="reverse bold")
+        t.append(f" {msg}")
+        for a in advice or []:
+            t.append(f"\n • {a}")
+        if hint:
+            t.append(f"  [{hint}]", style="italic")
+        self.set_class(level != "error", "warning")
+        self.add_class("shown")
+        self.update(t)
+
+    def hide(self) -> None:
+        self.remove_class("shown")
+
+
+class TagLog(RichLog):
+    """The guide's tagged lines ([INFO] [MODEL] [GPU] ... [WARNING]); appends only new lines."""
+
+    DEFAULT_CSS = """
+    TagLog { height: 1fr; border: none; background: $surface; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(max_lines=1500, wrap=False, markup=False, highlight=False, **kw)
+        self.seen = 0
+
+    def reset(self) -> None:
+        self.clear()
+        self.seen = 0
+
+    def sync(self, log, seq: int) -> None:
+        """Append the lines of the ring `log` added since the last call (`seq` = lines ever added)."""
+        new = seq - self.seen
+        if new <= 0:
+            return
+        lines = list(log)[-min(new, len(log)):]
+        self.seen = seq
+        for level, tag, msg in lines:
+            self.write(format_log_line(level, tag, msg), scroll_end=True)
+
+
+def format_log_line(level: str, tag: str, msg: str) -> Text:
+    t = Text(no_wrap=True)
+    if not tag:
+        t.append(msg, style="dim")
+        return t
+    if level == "warning":
+        t.append("[WARNING] ", style="bold yellow")
+        if tag != "WARNING":
+            t.append(f"[{tag}] ", style="yellow")
+    elif level == "error":
+        t.append("[ERROR] ", style="bold red reverse")
+        if tag not in ("ERROR",):
+            t.append(f"[{tag}] ", style="red")
+    else:
+        t.append(f"[{tag}] ", style=TAG_STYLES.get(tag, "white"))
+    t.append(msg)
+    return t
