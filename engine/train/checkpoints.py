@@ -34,14 +34,16 @@ def strip_frozen(state: dict) -> dict:
 
 
 def write(path: Path, payload: dict) -> Path:
-    """torch.save into a temporary file, then rename. `XTTS_FT_FAULT=slow-checkpoint` (tests only)
-    pauses between writing and renaming so a test can SIGKILL the process mid-write."""
+    """torch.save into a temporary file, then rename. `XTTS_FT_FAULT=slow-checkpoint@N` (tests only)
+    pauses between writing and renaming checkpoints of step >= N so a test can SIGKILL the process
+    mid-write."""
     with atomic_path(path, suffix=".partial") as tmp:
         torch.save(payload, tmp)
-        if os.environ.get("XTTS_FT_FAULT") == "slow-checkpoint" and path.name.startswith("checkpoint_"):
-            marker = path.parent / "SLOW_CHECKPOINT_WRITING"
-            marker.write_text(str(tmp))
-            time.sleep(60)
+        for fault in os.environ.get("XTTS_FT_FAULT", "").split(","):
+            m = _CKPT_RE.match(path.name)
+            if fault.startswith("slow-checkpoint@") and m and int(m.group(1)) >= int(fault.split("@")[1]):
+                (path.parent / "SLOW_CHECKPOINT_WRITING").write_text(str(tmp))
+                time.sleep(120)
     return path
 
 

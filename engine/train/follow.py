@@ -109,6 +109,9 @@ class Follower:
                 for e in events:
                     self.handle(e)
                 if self.final is not None:
+                    t0 = time.time()  # let the process finish exiting, so a following command sees it gone
+                    while process.process_alive(self.run) and time.time() - t0 < 30:
+                        time.sleep(0.1)
                     break
                 if stop_when_dead and not process.process_alive(self.run):
                     dead_polls += 1

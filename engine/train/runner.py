@@ -99,7 +99,7 @@ class Engine:
         self.epoch_train_losses: list[float] = []
         self.best_path = self.run / "best_model.pth"
         self.trainer = None
-        self._fault = os.environ.get("XTTS_FT_FAULT", "")
+        self._faults = [f for f in os.environ.get("XTTS_FT_FAULT", "").split(",") if f]
         self._fault_fired = False
         self._sampler_stop = threading.Event()
         self.batch_size = int(self.cfg["batch_size"])
@@ -433,14 +433,15 @@ class Engine:
             model.xtts.gpt.train()
         trainer._xf_step_optimizer = ((step + 1) % trainer.grad_accum_steps == 0) or (step + 1 == n_steps)
         trainer._xf_n_steps = n_steps
-        f = self._fault
-        if f.startswith("oom@") and not self._fault_fired and trainer.total_steps_done >= int(f[4:]):
-            import torch
+        for f in self._faults:  # fault injection for the tests (XTTS_FT_FAULT=oom@3,sleep@0.5)
+            if f.startswith("oom@") and not self._fault_fired and trainer.total_steps_done >= int(f[4:]):
+                import torch
 
-            self._fault_fired = True
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by XTTS_FT_FAULT)")
-        if f.startswith("sleep@"):  # tests: slow steps so a signal lands mid-epoch
-            time.sleep(float(f[6:]))
+                self._fault_fired = True
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB "
+                                             "(injected by XTTS_FT_FAULT)")
+            if f.startswith("sleep@"):  # slow steps so a signal lands mid-epoch
+                time.sleep(float(f[6:]))
 
     def on_train_epoch_start(self, trainer) -> None:
         self.epoch_step = self.epoch_offset
