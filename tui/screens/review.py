@@ -1,13 +1,335 @@
+"""Segmentation review: the clips of the current dataset, sortable and filterable by flag; for the
+selected clip its energy and neighbours; edit, drop/restore, merge with next, split at a word,
+play, undo. Every edit goes through engine.review (atomic, journaled)."""
+
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+import shutil
+import subprocess
+from pathlib import Path
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tui.messages import JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
+from tui.widgets.dialogs import Choose, Prompt
+
+FILTERS = ["all", "flagged", "too_short", "too_long", "duplicate_text", "low_confidence", "hallucination",
+           "clipped", "dropped", "edited"]
+SORTS = ["source", "duration", "confidence", "flags"]
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: list[float], lo: float = -60.0, hi: float = -6.0) -> str:
+    out = []
+    for v in values:
+        f = (min(hi, max(lo, v)) - lo) / (hi - lo)
+        out.append(SPARK[min(len(SPARK) - 1, int(f * (len(SPARK) - 1) + 0.5))])
+    return "".join(out)
+
+
+def player() -> list[str] | None:
+    for cmd in (["paplay"], ["aplay", "-q"], ["ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"], ["afplay"]):
+        if shutil.which(cmd[0]):
+            return cmd
+    return None
 
 
 class ReviewScreen(StudioScreen):
     MODE = "review"
+    BINDINGS = [
+        Binding("e", "edit", "Edit text", id="review.edit"),
+        Binding("d", "drop", "Drop/restore", id="review.drop"),
+        Binding("m", "merge", "Merge next", id="review.merge"),
+        Binding("s", "split", "Split", id="review.split"),
+        Binding("u", "undo", "Undo", id="review.undo"),
+        Binding("p", "play", "Play", id="review.play"),
+        Binding("f", "filter", "Filter", id="review.filter"),
+        Binding("o", "sort", "Sort", id="review.sort"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manifest: dict | None = None
+        self.rows: list[dict] = []
+        self.filter = "all"
+        self.sort = "source"
+        self.busy = False
+
+    @property
+    def folder(self) -> Path | None:
+        return self.app.studio.dataset
 
     def compose_body(self) -> ComposeResult:
-        yield Static("todo")
+        with Vertical(id="review-body"):
+            yield Static(id="review-head")
+            yield DataTable(id="clips", cursor_type="row", zebra_stripes=True)
+            yield Static(id="clip-detail")
+
+    def on_mount(self) -> None:
+        t = self.query_one("#clips", DataTable)
+        for key, label, w in (("keep", "", 1), ("source", "source", 12), ("span", "start–end", 11),
+                              ("dur", "dur", 5), ("conf", "conf", 4), ("flags", "flags", 10), ("text", "text", 60)):
+            t.add_column(label, key=key, width=w)
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    @on(ProjectChanged)
+    def _project(self, message: ProjectChanged) -> None:
+        self.load()
+
+    # ------------------------------------------------------------------ data
+    def load(self, keep_id: str | None = None) -> None:
+        from engine import review
+
+        head = self.query_one("#review-head", Static)
+        self.manifest = None
+        if self.folder is None:
+            head.update("No dataset open: build one in 2 Prep, or open one from 1 Home.")
+            self._fill(keep_id)
+            return
+        try:
+            self.manifest = review.load(self.folder)
+        except Exception as exc:  # noqa: BLE001 - a damaged/missing manifest is a message, not a crash
+            head.update(Text(f"{self.folder}: {exc}", style="red"))
+            self._fill(keep_id)
+            return
+        self.set_context(f"dataset {self.folder.name}")
+        self._fill(keep_id)
+
+    def _visible(self) -> list[dict]:
+        if not self.manifest:
+            return []
+        segs = self.manifest["segments"]
+        f = self.filter
+        if f == "flagged":
+            segs = [s for s in segs if [x for x in s.get("flags", []) if x not in ("edited", "retranscribed")]]
+        elif f == "dropped":
+            segs = [s for s in segs if s.get("excluded")]
+        elif f != "all":
+            segs = [s for s in segs if f in s.get("flags", []) or (f == "duplicate_text" and "duplicate" in s.get("flags", []))]
+        order = {src["id"]: i for i, src in enumerate(self.manifest.get("sources", []))}
+        if self.sort == "source":
+            segs = sorted(segs, key=lambda s: (order.get(s["source"], 999), float(s.get("start", 0))))
+        elif self.sort == "duration":
+            segs = sorted(segs, key=lambda s: float(s.get("duration") or 0))
+        elif self.sort == "confidence":
+            segs = sorted(segs, key=lambda s: float(s.get("confidence") or 0))
+        else:
+            segs = sorted(segs, key=lambda s: -len(s.get("flags", [])))
+        return segs
+
+    def _fill(self, keep_id: str | None = None) -> None:
+        t = self.query_one("#clips", DataTable)
+        if keep_id is None and self.rows and t.cursor_row is not None and 0 <= t.cursor_row < len(self.rows):
+            keep_id = self.rows[t.cursor_row]["id"]
+        self.rows = self._visible()
+        names = {s["id"]: s.get("name", s["id"]) for s in (self.manifest or {}).get("sources", [])}
+        t.clear()
+        for s in self.rows:
+            dropped = bool(s.get("excluded"))
+            keep = Text("✗", style="bold red") if dropped else Text("✓", style="green")
+            style = "dim strike" if dropped else ""
+            flags = ",".join(x.replace("_", " ") for x in s.get("flags", []))
+            conf = s.get("confidence")
+            t.add_row(keep, Text(Path(str(names.get(s["source"], s["source"]))).stem[:12], style=style),
+                      f"{float(s.get('start', 0)):.1f}–{float(s.get('end', 0)):.1f}",
+                      f"{float(s.get('duration') or 0):.1f}",
+                      Text(f"{conf:.2f}" if isinstance(conf, (int, float)) else "–",
+                           style="yellow" if isinstance(conf, (int, float)) and conf < 0.6 else ""),
+                      Text(flags, style="yellow" if flags else ""), Text(s.get("text", ""), style=style),
+                      key=s["id"])
+        if keep_id:
+            for i, s in enumerate(self.rows):
+                if s["id"] == keep_id:
+                    t.move_cursor(row=i)
+                    break
+        self._head()
+        self._detail()
+        self.refresh_bindings()
+
+    def _head(self) -> None:
+        from engine import review
+
+        if not self.manifest:
+            return
+        segs = self.manifest["segments"]
+        kept = [s for s in segs if not s.get("excluded")]
+        secs = sum(float(s.get("duration") or 0) for s in kept)
+        h = Text(no_wrap=True, overflow="ellipsis")
+        h.append(f"{len(kept)} clips kept ({secs / 60:.1f} min), {len(segs) - len(kept)} dropped", style="bold")
+        h.append(f"  filter: {self.filter} (f)  sort: {self.sort} (o)  showing {len(self.rows)}")
+        if review.can_undo(self.folder):
+            h.append("  u undo", style="italic")
+        self.query_one("#review-head", Static).update(h)
+
+    def current(self) -> dict | None:
+        t = self.query_one("#clips", DataTable)
+        if not self.rows or t.cursor_row is None or not 0 <= t.cursor_row < len(self.rows):
+            return None
+        return self.rows[t.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    def _row(self, event) -> None:
+        self._detail()
+        self.refresh_bindings()
+
+    def _detail(self) -> None:
+        from engine import review
+
+        d = self.query_one("#clip-detail", Static)
+        s = self.current()
+        if s is None:
+            d.update("No clips here." if self.manifest else "")
+            return
+        t = Text()
+        try:
+            width = max(20, self.size.width - 12)
+            e, dur = review.energy(self.folder / s["file"], frames=width)
+            t.append("energy ", style="bold")
+            t.append(spark(e), style="cyan")
+            t.append(f" {dur:.1f}s\n")
+        except Exception as exc:  # noqa: BLE001
+            t.append(f"audio unreadable: {exc}\n", style="red")
+        prev, nxt = review.neighbours(self.manifest, s["id"])
+        t.append("prev  ", style="dim bold")
+        t.append((prev.get("text", "") if prev else "(first clip of the source)") + "\n", style="dim")
+        t.append("this  ", style="bold")
+        t.append(s.get("text", "") + "\n")
+        t.append("next  ", style="dim bold")
+        t.append((nxt.get("text", "") if nxt else "(last clip of the source)") + "\n", style="dim")
+        info = f"{s['id']} · {s.get('split', '?')} · {s.get('text_source', '')}"
+        if s.get("excluded"):
+            info += f" · dropped: {s.get('exclude_reason', '')}"
+        t.append(info, style="italic")
+        d.update(t)
+
+    # ------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("edit", "drop", "merge", "split", "play"):
+            return True if self.is_mounted and self.current() is not None and not self.busy else False
+        if action == "undo":
+            from engine import review
+
+            return True if self.folder is not None and review.can_undo(self.folder) and not self.busy else False
+        return True
+
+    def action_filter(self) -> None:
+        def done(i: int | None) -> None:
+            if i is not None:
+                self.filter = FILTERS[i]
+                self._fill()
+
+        counts = []
+        segs = (self.manifest or {}).get("segments", [])
+        for f in FILTERS:
+            old, self.filter = self.filter, f
+            counts.append(f"{f.replace('_', ' ')} ({len(self._visible())})")
+            self.filter = old
+        self.app.push_screen(Choose("Show clips", counts, selected=FILTERS.index(self.filter)), done)
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._fill()
+
+    def action_edit(self) -> None:
+        s = self.current()
+        if s is None:
+            return
+
+        def done(text: str | None) -> None:
+            if text is not None and text.strip() != s.get("text", "").strip():
+                self._apply("edit_text", s["id"], text)
+
+        self.app.push_screen(Prompt(f"Transcript of {s['id']}", s.get("text", ""),
+                                    help="Write exactly what is said; it is saved into the dataset at once."), done)
+
+    def action_drop(self) -> None:
+        s = self.current()
+        if s is not None:
+            self._apply("restore" if s.get("excluded") else "drop", s["id"])
+
+    def action_merge(self) -> None:
+        s = self.current()
+        if s is not None:
+            self._apply("merge_next", s["id"])
+
+    def action_split(self) -> None:
+        s = self.current()
+        if s is None:
+            return
+        words = s.get("text", "").split()
+        if len(words) < 2:
+            self.error("Cannot split", "The clip's text has fewer than two words.")
+            return
+        options = [f"{i + 1:>2}. …{' '.join(words[:i + 1])[-28:]} ┃ {' '.join(words[i + 1:])[:28]}…"
+                   for i in range(len(words) - 1)]
+
+        def done(i: int | None) -> None:
+            if i is not None:
+                self._apply("split", s["id"], i)
+
+        self.app.push_screen(Choose("Split the clip after which word?", options,
+                                    help="The cut goes to the quietest point near that word.",
+                                    selected=len(options) // 2), done)
+
+    def action_undo(self) -> None:
+        self._apply("undo")
+
+    @work(thread=True, exclusive=True, group="review-edit")
+    def _apply(self, op: str, *args) -> None:
+        from engine import review
+
+        self.busy = True
+        try:
+            fn = getattr(review, op)
+            entry = fn(self.folder, *args)
+            code, out = 0, (entry or {}).get("summary", "nothing to undo") if entry else "nothing to undo"
+            data = {"op": op, "entry": entry}
+        except review.ReviewError as exc:
+            code, out, data = 1, str(exc), {"op": op}
+        except Exception as exc:  # noqa: BLE001 - shown as a message, the app keeps going
+            code, out, data = 2, f"{type(exc).__name__}: {exc}", {"op": op}
+        finally:
+            self.busy = False
+        self.post_message(JobFinished("review", code, out, data))
+
+    @on(JobFinished)
+    def _done(self, message: JobFinished) -> None:
+        if message.kind != "review":
+            return
+        if message.code:
+            self.error("Review", message.output)
+            return
+        entry = message.data.get("entry") or {}
+        keep = None
+        if message.data.get("op") == "undo" and entry:
+            keep = entry["before"][0]["id"] if entry.get("before") else None
+            self.notify(f"Undone: {entry.get('summary', '')}", timeout=4)
+        elif entry.get("after"):
+            keep = entry["after"][0]["id"]
+            self.notify(f"Saved: {entry.get('summary', '')}", timeout=4)
+        self.load(keep_id=keep)
+
+    def action_play(self) -> None:
+        s = self.current()
+        if s is None:
+            return
+        cmd = player()
+        if cmd is None:
+            self.notify("No audio player on this machine (paplay, aplay, ffplay): listen to "
+                        f"{self.folder / s['file']} elsewhere.", title="Play", severity="warning")
+            return
+        try:
+            subprocess.Popen([*cmd, str(self.folder / s["file"])], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self.notify(f"Playing {s['id']} ({float(s.get('duration') or 0):.1f} s)", timeout=3)
+        except OSError as exc:
+            self.error("Play", f"could not start the player: {exc}")

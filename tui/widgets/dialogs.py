@@ -68,7 +68,7 @@ class Prompt(ModalScreen[str | None]):
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
             with Horizontal():
                 yield Button("Save (enter)", id="ok", variant="primary")
-                yield Button("Cancel (ctrl+c)", id="cancel")
+                yield Button("Cancel (ctrl+c)", id="cancel", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
@@ -107,7 +107,7 @@ class Choose(ModalScreen[int | None]):
             if self.help:
                 yield Static(self.help)
             yield OptionList(*self.options, id="choose-list")
-            yield Button("Cancel (ctrl+c)", id="cancel")
+            yield Button("Cancel (ctrl+c)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         ol = self.query_one(OptionList)
