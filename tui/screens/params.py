@@ -1,13 +1,334 @@
+"""Parameters: the guide's presets, every engine option (engine.train.config.OPTIONS) with its help,
+validated as you type; effective batch, the base-model check (the six files), a VRAM fit hint and
+the GPU found. ctrl+r starts `xtts-ft train ... --detach` and opens the Training screen."""
+
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+import json
+import time
+from pathlib import Path
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from engine.train import config as tc
+from tui.messages import GpuInfo, JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
+
+PRESETS = {
+    "standard": ("Standard voice: 10-15 epochs", {"epochs": 12, "lr": 5e-6, "scheduler": "cosine-warm-restarts"}),
+    "accent": ("Accent / dialect: 15-20 epochs", {"epochs": 18, "lr": 5e-6, "scheduler": "cosine-warm-restarts"}),
+    "stylized": ("Stylized / cartoon: 20-30 epochs, lower LR", {"epochs": 25, "lr": 2e-6, "grad_accum": 2,
+                                                               "scheduler": "cosine-warm-restarts"}),
+    "language": ("New language: 100+ epochs", {"epochs": 100, "lr": 5e-6, "scheduler": "cosine-warm-restarts",
+                                               "early_stop_patience": 5}),
+}
+# the guide's words, beside the engine's own help
+GUIDE = {
+    "epochs": "Guide: standard voices 10-15, accents 15-20, stylized 20-30, new languages 100+. "
+              "Continue while the eval loss still falls.",
+    "batch_size": "Guide: small (4-8) fits limited VRAM and adds helpful noise; medium (10-20) suits most setups.",
+    "grad_accum": "Guide: simulates a larger batch without more VRAM (batch 8 x 4 = effective 32).",
+    "lr": "Guide: 1e-6..5e-6 stable and precise; 1e-5 balanced; 1e-3+ fast but unstable.",
+    "scheduler": "Guide: cosine warm restarts explore minima on long runs; step / exponential decay stabilise.",
+    "workers": "Guide: 2-4 data-loader workers; too many cause memory spikes.",
+    "max_audio_seconds": "Guide: shorter clips use less memory and load faster.",
+    "precision": "Guide: float16 speeds up training on supported GPUs without a significant quality loss.",
+    "early_stop_patience": "Guide: stop when the model stops improving for a few evaluations (best model kept).",
+    "grad_clip": "Guide: limits gradient size to avoid erratic updates near a minimum.",
+}
+
+
+def vram_estimate_gib(batch: int, seconds: float, precision: str) -> float:
+    """Peak GPU memory of the full-size XTTS GPT (STACK.md, measured on CPU within 1%), plus the
+    assumed GPU overhead (1.1 x peak + 0.8 GiB)."""
+    t = 39 + 30.5 * seconds
+    if precision in ("fp16", "bf16"):
+        peak = 5.22 + max(0.80 + batch * (0.20 + 0.0020 * t), 3.25)
+    else:
+        peak = 5.22 + max(batch * (0.197 + 0.00375 * t), 3.25)
+    return 1.1 * peak + 0.8
 
 
 class ParamsScreen(StudioScreen):
     MODE = "params"
+    BINDINGS = [
+        Binding("ctrl+r", "start", "Start training", id="params.start", priority=True),
+        Binding("ctrl+k", "check_model", "Check model", id="params.check", priority=True),
+        Binding("ctrl+o", "defaults", "Defaults", id="params.defaults", priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+        self.model_check: dict | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("todo")
+        saved = self.app.studio.get("params_form", {})
+        with Vertical(id="params-body"):
+            yield Static(id="params-info")
+            with VerticalScroll(id="params-scroll"):
+                with Horizontal(classes="frow"):
+                    yield Label("Preset", classes="flabel")
+                    yield Select([(v[0], k) for k, v in PRESETS.items()], prompt="(custom)", id="p-preset",
+                                 compact=True, value=saved.get("_preset") if saved.get("_preset") in PRESETS else Select.NULL)
+                with Horizontal(classes="frow"):
+                    yield Label("Base model folder", classes="flabel")
+                    yield Input(saved.get("_model", ""), id="p-_model", compact=True,
+                                placeholder="models/xtts/xttsv2_2.0.3")
+                    yield Static("", id="e-_model", classes="ferr")
+                with Horizontal(classes="frow"):
+                    yield Label("Run folder", classes="flabel")
+                    yield Input(saved.get("_run", ""), id="p-_run", compact=True, placeholder="runs/<name>")
+                    yield Static("", id="e-_run", classes="ferr")
+                for opt in tc.OPTIONS:
+                    with Horizontal(classes="frow"):
+                        yield Label(opt.name.replace("_", " "), classes="flabel")
+                        value = saved.get(opt.name, opt.default)
+                        if opt.choices:
+                            yield Select([(c, c) for c in opt.choices], value=value if value in opt.choices
+                                         else opt.default, allow_blank=False, id=f"p-{opt.name}", compact=True)
+                        elif opt.type is bool:
+                            yield Switch(value=bool(value), id=f"p-{opt.name}")
+                        else:
+                            yield Input(f"{value:g}" if isinstance(value, float) else str(value),
+                                        id=f"p-{opt.name}", compact=True)
+                        yield Static("", id=f"e-{opt.name}", classes="ferr")
+            yield Static(id="params-help", classes="fhelp")
+
+    def on_mount(self) -> None:
+        st = self.app.studio
+        run_in = self.query_one("#p-_run", Input)
+        if not run_in.value:
+            name = (st.dataset.name if st.dataset else "voice") + time.strftime("-%m%d-%H%M")
+            run_in.value = str(st.runs_dir / name)
+        model_in = self.query_one("#p-_model", Input)
+        if not model_in.value and st.models_dir.is_dir():
+            for p in sorted(st.models_dir.iterdir()):
+                if (p / "config.json").is_file() and (p / "model.pth").is_file():
+                    model_in.value = str(p)
+                    break
+        self.validate_all()
+        if model_in.value:
+            self.action_check_model()
+        else:
+            model_in.focus()
+
+    @on(ProjectChanged)
+    def _project(self, message: ProjectChanged) -> None:
+        self.validate_all()
+
+    @on(GpuInfo)
+    def _gpu(self, message: GpuInfo) -> None:
+        self.validate_all()
+
+    def on_screen_resume(self) -> None:
+        self.validate_all()
+
+    # ------------------------------------------------------------------ values / validation
+    def raw(self) -> dict:
+        out = {}
+        for opt in tc.OPTIONS:
+            w = self.query_one(f"#p-{opt.name}")
+            out[opt.name] = w.value
+        out["_model"] = self.query_one("#p-_model", Input).value.strip()
+        out["_run"] = self.query_one("#p-_run", Input).value.strip()
+        pv = self.query_one("#p-preset", Select).value
+        out["_preset"] = pv if pv != Select.NULL else None
+        return out
+
+    def validate_all(self) -> dict:
+        raw = self.raw()
+        vals, self.errors = {}, {}
+        for opt in tc.OPTIONS:
+            try:
+                vals[opt.name] = tc.validate_value(opt, raw[opt.name])
+            except tc.ConfigError as exc:
+                self.errors[opt.name] = str(exc).split(": ", 1)[-1]
+        if not raw["_model"]:
+            self.errors["_model"] = "choose a model folder"
+        elif not Path(raw["_model"]).expanduser().is_dir():
+            self.errors["_model"] = "folder not found"
+        elif self.model_check is not None and self.model_check.get("folder") == raw["_model"] \
+                and not self.model_check.get("ok"):
+            self.errors["_model"] = "files missing (see above)"
+        run = Path(raw["_run"]).expanduser() if raw["_run"] else None
+        if run is None:
+            self.errors["_run"] = "a run folder is needed"
+        elif (run / "run_config.json").exists():
+            self.errors["_run"] = "holds a run: pick a new name"
+        elif run.exists() and any(run.iterdir()):
+            self.errors["_run"] = "exists and is not empty"
+        for key in ["_model", "_run"] + [o.name for o in tc.OPTIONS]:
+            e = self.query_one(f"#e-{key}", Static)
+            e.update(Text(f"✗ {self.errors[key]}", style="bold red") if key in self.errors
+                     else Text("✓", style="green"))
+        self._info(vals)
+        self.refresh_bindings()
+        return vals
+
+    def _info(self, vals: dict) -> None:
+        st = self.app.studio
+        t = Text(no_wrap=True, overflow="ellipsis")
+        ds = st.dataset
+        t.append("Dataset ", style="bold")
+        if ds is None:
+            t.append("none: build one in 2 Prep\n", style="red")
+        else:
+            from tui.studio import dataset_summary
+
+            s = dataset_summary(ds)
+            t.append(f"{ds.name}: {s['train']} train + {s['eval']} eval clips")
+            if s["seconds"]:
+                t.append(f", {s['seconds'] / 60:.1f} min")
+                if s["seconds"] < 180:
+                    t.append("  under the guide's 3 minutes", style="bold yellow")
+            t.append("\n")
+        b, a = vals.get("batch_size"), vals.get("grad_accum")
+        t.append("Effective batch ", style="bold")
+        t.append(f"{b} x {a} = {b * a}" if b and a else "–")
+        hw = (self.app.gpu or {}).get("gpu") if isinstance(self.app.gpu, dict) else None
+        est = vram_estimate_gib(b, vals.get("max_audio_seconds", 11.0), vals.get("precision", "fp32")) if b else None
+        if est is not None:
+            t.append(f"   VRAM fit ~{est:.1f} GiB", style="bold")
+            t.append(" (full XTTS at max clip length)", style="dim")
+        t.append("\nGPU ", style="bold")
+        if hw is None:
+            t.append("checking…", style="dim")
+        elif hw.get("available"):
+            total = hw.get("total_mb", 0) / 1024
+            t.append(f"{hw.get('name')} {total:.1f} GB")
+            if est is not None:
+                if est > total:
+                    t.append(f"  ✗ does not fit: lower the batch (raise accumulation) or clip length", style="bold red")
+                else:
+                    t.append("  ✓ fits", style="green")
+            if total < 12:
+                t.append("  below the guide's 12 GB", style="yellow")
+        else:
+            t.append("no GPU (CPU training: fine for tiny models, slow for real ones)",
+                     style="yellow")
+        t.append("\nModel ", style="bold")
+        mc = self.model_check
+        if mc is None:
+            t.append("not checked (ctrl+k)", style="dim")
+        elif mc.get("ok"):
+            size = mc.get("total_bytes") or mc.get("size_bytes") or 0
+            langs = mc.get("languages") or []
+            t.append(f"✓ six files found: {mc.get('name', '')}", style="green")
+            if size:
+                t.append(f", {size / 1e9:.2f} GB")
+            if langs:
+                t.append(f", {len(langs)} languages")
+        else:
+            t.append("✗ " + "; ".join(mc.get("problems", []))[:200], style="bold red")
+        self.query_one("#params-info", Static).update(t)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event) -> None:
+        wid = event.control.id or ""
+        if wid == "p-preset":
+            if event.value != Select.NULL and event.value in PRESETS:
+                for k, v in PRESETS[event.value][1].items():
+                    w = self.query_one(f"#p-{k}")
+                    w.value = f"{v:g}" if isinstance(v, float) else (v if isinstance(w, Select) else str(v))
+        if wid == "p-_model" and self.model_check is not None:
+            self.model_check = None
+        self.validate_all()
+        self.app.studio.set("params_form", self.raw())
+
+    def on_descendant_focus(self, event) -> None:
+        wid = (getattr(event.widget, "id", "") or "")[2:]
+        opt = tc.OPTIONS_BY_NAME.get(wid)
+        if opt is not None:
+            rng = f" [{opt.lo:g}..{opt.hi:g}]" if opt.lo is not None else ""
+            text = f"{opt.name}: {opt.help}{rng} (default {opt.default})"
+            if wid in GUIDE:
+                text += "\n" + GUIDE[wid]
+        elif wid == "_model":
+            text = "The base XTTS model: config.json, model.pth, mel_stats.pth, speakers_xtts.pth, vocab.json, " \
+                   "dvae.pth (AllTalk layout models/xtts/<name>/). ctrl+k checks it."
+        elif wid == "_run":
+            text = "Where checkpoints, events and logs go; a new folder per run."
+        elif wid == "preset":
+            text = "The guide's starting points; every value stays editable."
+        else:
+            return
+        self.query_one("#params-help", Static).update(Text(text, style="italic"))
+
+    # ------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return True
+
+    def action_defaults(self) -> None:
+        for opt in tc.OPTIONS:
+            w = self.query_one(f"#p-{opt.name}")
+            if isinstance(w, (Select, Switch)):
+                w.value = opt.default
+            else:
+                w.value = f"{opt.default:g}" if isinstance(opt.default, float) else str(opt.default)
+        self.query_one("#p-preset", Select).clear()
+
+    def action_check_model(self) -> None:
+        folder = self.query_one("#p-_model", Input).value.strip()
+        if folder:
+            self._check(folder)
+
+    @work(thread=True, exclusive=True, group="check-model")
+    def _check(self, folder: str) -> None:
+        code, out = self.app.studio.run_engine(["check-model", folder, "--json"], timeout=60)
+        try:
+            data = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            data = {"ok": False, "problems": [out[-200:] or f"check-model exited with {code}"]}
+        data["folder"] = folder
+        self.post_message(JobFinished("check-model", code, out, data))
+
+    @on(JobFinished)
+    def _job(self, message: JobFinished) -> None:
+        if message.kind == "check-model":
+            self.model_check = message.data
+            self.validate_all()
+        elif message.kind == "train":
+            if message.code == 0:
+                run = Path(message.data["run"])
+                self.app.set_project(run=run)
+                self.notify("Training started in its own process: closing the studio does not stop it.",
+                            title="Training")
+                self.app.action_goto("train")
+            else:
+                lines = [x for x in message.output.splitlines() if x.strip()]
+                self.error("Could not start training", lines[-1] if lines else f"exit code {message.code}",
+                           ["Check the dataset (2 Prep), the model folder and the options."])
+
+    def action_start(self) -> None:
+        vals = self.validate_all()
+        ds = self.app.studio.dataset
+        if ds is None:
+            self.error("No dataset", "Build or open a dataset first (2 Prep, 1 Home).")
+            return
+        if self.errors:
+            self.error("Check the parameters", "; ".join(f"{k.strip('_')}: {v}" for k, v in self.errors.items()))
+            return
+        raw = self.raw()
+        args = ["train", "--dataset", str(ds), "--model", raw["_model"], "--run", raw["_run"], "--detach"]
+        for opt in tc.OPTIONS:
+            v = vals[opt.name]
+            if v == opt.default:
+                continue
+            if opt.type is bool:
+                args.append(opt.flag if v else "--no-" + opt.flag[2:])
+            else:
+                args += [opt.flag, f"{v:g}" if isinstance(v, float) else str(v)]
+        self._train(args, raw["_run"])
+
+    @work(thread=True, exclusive=True, group="train-start")
+    def _train(self, args: list[str], run: str) -> None:
+        code, out = self.app.studio.run_engine(args, timeout=120)
+        self.post_message(JobFinished("train", code, out, {"run": str(Path(run).expanduser().resolve())}))
