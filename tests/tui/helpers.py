@@ -164,3 +164,15 @@ def record_run(run: Path, epochs: int = 3, spe: int = 10, alerts: bool = False, 
         log.emit("state", state="stopped", reason=f"stopped by request at global step {gs}")
     log.close()
     return run
+
+
+def sync(fn):
+    """Run an async test with asyncio (no pytest async plugin is needed)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
