@@ -19,7 +19,7 @@ import soundfile as sf
 
 from engine import dataset as ds
 from engine.atomic import atomic_path
-from engine.audio import analysis, intake, segment, vad
+from engine.audio import analysis, clean, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
 from engine.report import Reporter
 from engine.textnorm import comparable, normalize_text, repeated_loop
@@ -53,6 +53,10 @@ class PrepOptions:
     target_lufs: float = TARGET_LUFS
     transcripts: str = "auto"        # auto | asr | files
     batch_size: int | None = None
+    denoise: bool = False
+    speaker_check: bool = True
+    speaker_ref: str | None = None
+    speaker_threshold: float | None = None
 
     def validate(self) -> None:
         if not self.sources:
@@ -67,6 +71,10 @@ class PrepOptions:
             raise PrepError("--transcripts must be auto, asr or files")
         if not (-40.0 <= self.target_lufs <= -10.0):
             raise PrepError("--target-lufs must be between -40 and -10")
+        if self.speaker_threshold is not None and not (0.0 < self.speaker_threshold < 1.0):
+            raise PrepError("--speaker-threshold must be between 0 and 1 (cosine similarity)")
+        if self.speaker_ref and not Path(self.speaker_ref).expanduser().is_file():
+            raise PrepError(f"--speaker-ref {self.speaker_ref}: no such file")
 
 
 @dataclass
@@ -138,7 +146,8 @@ class Prep:
         self.manifest["settings"] = {
             "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
             "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
-            "transcripts": o.transcripts,
+            "transcripts": o.transcripts, "denoise": o.denoise, "speaker_check": o.speaker_check,
+            "speaker_threshold": o.speaker_threshold,
         }
 
         found = intake.discover(o.sources)
@@ -177,6 +186,8 @@ class Prep:
         self.manifest["skipped"] = skipped
         if new_segments:
             self._duplicates(new_segments)
+            if o.speaker_check:
+                self._speakers(new_segments)
         usable = [s for s in self.manifest["segments"] if ds.included(s)]
         if not usable:
             reason = self._nothing_usable_reason(found, skipped)
@@ -363,6 +374,17 @@ class Prep:
         wavs = self.out / "wavs"
         wavs.mkdir(parents=True, exist_ok=True)
         limited = []
+        floor = clean.noise_floor(src.power, clean.speech_mask(len(src.power), src.regions))
+        noise_sample = self._noise_sample(src)
+        src_pauses = clean.pause_measures(src.power, src.regions, None, intake.WORK_RATE)
+        if noise_sample is not None:
+            src_pauses.flatness = clean.spectral_flatness(noise_sample, intake.WORK_RATE)
+        src.entry["quality"]["pauses"] = src_pauses.as_dict()
+        floor_after = None
+        if o.denoise and noise_sample is not None:
+            residual = clean.denoise(noise_sample, intake.WORK_RATE, noise_sample)
+            floor_after = float(np.mean(np.square(residual, dtype=np.float64)))
+        snrs_before, snrs_after = [], []
         with sf.SoundFile(str(src.decoded.work22)) as f:
             rate = f.samplerate
             for k, s in enumerate(segs):
@@ -371,6 +393,24 @@ class Prep:
                 if len(audio) == 0:
                     continue
                 clipped = float((np.abs(audio) >= analysis.CLIP_LEVEL).mean())
+                # noise, music and reverb measures on this clip (its own pauses, else the source's)
+                i0 = int(s.start / clean.FRAME)
+                cpower = src.power[i0 : i0 + int(round(s.duration / clean.FRAME))]
+                regions_in = [(max(a, s.start), min(b, s.end)) for a, b in src.regions if b > s.start and a < s.end]
+                cmask = clean.speech_mask(len(cpower), regions_in, offset=s.start)
+                snr_before = clean.snr_db(cpower, cmask, floor)
+                pauses = clean.pause_measures(cpower, regions_in, audio, rate, offset=s.start)
+                if pauses.pauses == 0:
+                    pauses = src_pauses
+                snr = snr_before
+                if o.denoise:
+                    audio = clean.denoise(audio, rate, noise_sample)
+                    dpower = clean.frame_power(audio, rate)
+                    snr = clean.snr_db(dpower, cmask[: len(dpower)], floor_after)
+                if snr_before is not None:
+                    snrs_before.append(snr_before)
+                if snr is not None:
+                    snrs_after.append(snr)
                 if o.normalize:
                     audio = audio - float(audio.mean())
                 g = 10 ** (gain_db / 20)
@@ -396,6 +436,12 @@ class Prep:
                     flags.append("clipped")
                 if text and repeated_loop(text):
                     flags.append("repeated_text")
+                if snr is not None and snr < clean.NOISY_SNR_DB:
+                    flags.append("noisy")
+                if pauses.music():
+                    flags.append("music")
+                if pauses.reverb():
+                    flags.append("reverb")
                 seg = {
                     "id": seg_id, "file": rel, "source": src.entry["id"], "speaker": src.entry["speaker"],
                     "start": round(s.start, 3), "end": round(s.end, 3), "duration": round(s.duration, 3),
@@ -404,12 +450,89 @@ class Prep:
                 }
                 if s.extended_from is not None:
                     seg["extended_from"] = round(s.extended_from, 3)
+                seg["snr_db"] = None if snr is None else round(snr, 1)
+                if o.denoise:
+                    seg["snr_db_before"] = None if snr_before is None else round(snr_before, 1)
+                seg["pauses"] = pauses.as_dict()
                 self._apply_exclusion(seg)
                 out.append(seg)
+        if o.denoise and snrs_before and snrs_after:
+            b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
+            src.entry["quality"]["snr_db_denoised"] = round(a, 1)
+            self.r.info(f"{src.file.rel}: denoised; median clip SNR {b:.0f} dB -> {a:.0f} dB", tag="AUDIO",
+                        source=src.entry["id"], snr_before=round(b, 1), snr_after=round(a, 1))
         if limited and max(limited) > 2.0:
             self.r.info(f"{src.file.rel}: gain reduced on {len(limited)} clip(s), by up to {max(limited):.1f} dB, to keep "
                         "peaks under -1 dBFS (peaky recording: its clips end up a little quieter than the rest)", tag="AUDIO")
         return out
+
+    def _noise_sample(self, src: _Source, seconds: float = 10.0) -> np.ndarray | None:
+        """Up to `seconds` of the recording's pauses (frames at least 50 ms from speech)."""
+        mask = clean.speech_mask(len(src.power), src.regions)
+        away = ~(np.convolve(mask.astype(float), np.ones(11), mode="same") > 0)
+        idx = np.flatnonzero(away)
+        if len(idx) < 50:
+            return None
+        # runs of consecutive pause frames
+        breaks = np.flatnonzero(np.diff(idx) > 1)
+        starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+        ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
+        parts, total = [], 0
+        with sf.SoundFile(str(src.decoded.work22)) as f:
+            rate = f.samplerate
+            for a, b in zip(starts, ends):
+                if b - a < 5:
+                    continue
+                f.seek(int(a * clean.FRAME * rate))
+                x = f.read(int((b - a) * clean.FRAME * rate), dtype="float32", always_2d=False)
+                parts.append(x)
+                total += len(x)
+                if total >= seconds * rate:
+                    break
+        return np.concatenate(parts) if parts else None
+
+    def _speakers(self, new_segments: list[dict]) -> None:
+        """Flag new clips far from the main voice of their speaker (resemblyzer embeddings)."""
+        o, r = self.o, self.r
+        cache = self.out / ".cache" / "embeddings"
+        cache.mkdir(parents=True, exist_ok=True)
+        new_ids = {s["id"] for s in new_segments}
+        reference = None
+        if o.speaker_ref:
+            audio, rate = sf.read(str(Path(o.speaker_ref).expanduser()), dtype="float32", always_2d=True)
+            reference = clean.speaker_embedding(audio.mean(axis=1), rate)
+        by_speaker: dict[str, list[dict]] = {}
+        for s in self.manifest["segments"]:
+            if s["id"] in new_ids or ds.included(s) or "other_speaker" in s["flags"]:
+                by_speaker.setdefault(s["speaker"], []).append(s)
+        todo = [s for group in by_speaker.values() for s in group if not (cache / f"{s['id']}.npy").exists()]
+        with r.progress("speakers", "Speaker check", len(todo)) as bar:
+            for s in todo:
+                audio, rate = sf.read(str(self.out / s["file"]), dtype="float32")
+                emb = clean.speaker_embedding(audio, rate)
+                with atomic_path(cache / f"{s['id']}.npy", suffix=".npy") as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, emb)
+                bar.advance(1)
+        for speaker, group in by_speaker.items():
+            if len(group) < 3 and reference is None:
+                continue
+            embs = np.stack([np.load(cache / f"{s['id']}.npy") for s in group])
+            sims, threshold, _ = clean.main_voice(embs, reference, o.speaker_threshold)
+            far = []
+            for s, sim in zip(group, sims):
+                s["speaker_similarity"] = round(float(sim), 3)
+                if s["id"] in new_ids and sim < threshold:
+                    s["flags"] = sorted(set(s["flags"]) | {"other_speaker"})
+                    self._apply_exclusion(s)
+                    far.append(s)
+            r.info(f"Speaker check ({speaker}): similarity to the main voice {float(sims.min()):.2f}-{float(sims.max()):.2f}, "
+                   f"threshold {threshold:.2f}" + (" (from --speaker-ref)" if reference is not None else ""),
+                   tag="AUDIO", speaker=speaker, threshold=round(threshold, 3))
+            if far:
+                r.warn(f"{len(far)} clip(s) sound like another speaker (similarity under {threshold:.2f}); left out of "
+                       "training, flag other_speaker (restore them in the review screen if they are the same voice)",
+                       tag="AUDIO", code="other_speaker", count=len(far))
 
     @staticmethod
     def _apply_exclusion(seg: dict) -> None:

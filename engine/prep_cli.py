@@ -36,6 +36,16 @@ def register(sub) -> None:
                    help="auto: use a .txt/.lab beside a recording or a coqui/LJSpeech metadata file when there is one, "
                    "else whisper; asr: always whisper; files: only recordings that have a transcript")
     p.add_argument("--batch-size", type=int, default=None, help="whisper batch size (default: 8 on CUDA, 4 on CPU)")
+    p.add_argument("--denoise", action="store_true",
+                   help="remove steady background noise from the clips (noisereduce spectral gating); "
+                   "the report shows SNR before and after")
+    p.add_argument("--no-speaker-check", dest="speaker_check", action="store_false",
+                   help="do not look for other speakers (by default clips far from the main voice are left out)")
+    p.add_argument("--speaker-ref", default=None, metavar="WAV",
+                   help="a clip of the target voice: clips far from it are flagged other_speaker")
+    p.add_argument("--speaker-threshold", type=float, default=None, metavar="SIM",
+                   help="cosine similarity under which a clip counts as another speaker "
+                   "(default: adaptive, between 0.70 and 0.93; see docs/prep.md)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (messages go to stderr)")
     p.set_defaults(func=run)
 
@@ -59,7 +69,8 @@ def run(args) -> int:
         speaker_from_folders=args.speaker_from_folders, whisper_model=args.whisper_model, device=args.device,
         min_seconds=args.min_seconds, max_seconds=args.max_seconds, eval_fraction=args.eval_fraction,
         seed=args.seed, normalize=not args.no_normalize, target_lufs=args.target_lufs,
-        transcripts=args.transcripts, batch_size=args.batch_size,
+        transcripts=args.transcripts, batch_size=args.batch_size, denoise=args.denoise,
+        speaker_check=args.speaker_check, speaker_ref=args.speaker_ref, speaker_threshold=args.speaker_threshold,
     )
     reporter.event("state", state="running", job="prep")
     result = run_prep(opts, reporter)

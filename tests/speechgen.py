@@ -99,3 +99,21 @@ LONG = [
     "library had spent its budget, which services had been used the most by the people of the town, and "
     "what the staff hoped to change during the next twelve months.",
 ]
+
+
+def two_voice_set(folder: Path, n_main: int = 16, n_other: int = 4, other_voice: str = "en+f4",
+                  other_pitch: int = 90) -> dict[str, str]:
+    """Short recordings of a main voice and a clearly different minority voice, each with its
+    transcript in a .txt beside it. Returns {file name: "main" | "other"}."""
+    S = SENTENCES
+    truth = {}
+    for k in range(n_main + n_other):
+        is_main = k < n_main
+        a, b = S[k % len(S)], S[(k + 5) % len(S)]
+        kw = {} if is_main else {"voice": other_voice, "pitch": other_pitch}
+        audio, _ = compose([a, b], pauses=0.4, seed=k, **kw)
+        name = f"main_{k:02d}" if is_main else f"other_{k - n_main:02d}"
+        write(folder / f"{name}.wav", audio)
+        (folder / f"{name}.txt").write_text(f"{a} {b}")
+        truth[f"{name}.wav"] = "main" if is_main else "other"
+    return truth
