@@ -663,6 +663,18 @@ class Prep:
             if abs(q["dc_offset"]) > analysis.DC_OFFSET:
                 r.warn(f"{name}: DC offset {q['dc_offset']:+.3f}" + (" (removed in the clips)" if self.o.normalize else ""),
                        tag="AUDIO", code="dc_offset", source=src.entry["id"])
+            clips = [c for c in self.manifest["segments"] if c["source"] == src.entry["id"]]
+            for flag, what, advice in (
+                ("music", "music or sound effects under the speech",
+                 "sound that persists, tonal, after speech stops; use recordings without a music bed"),
+                ("reverb", "strong reverb", "energy decaying slowly after speech stops; record in a drier room"),
+                ("noisy", "still noisy", f"clip SNR under {clean.NOISY_SNR_DB:.0f} dB" +
+                 ("" if self.o.denoise else "; try --denoise")),
+            ):
+                hit = [c for c in clips if flag in c["flags"]]
+                if hit:
+                    r.warn(f"{name}: {what} in {len(hit)} of {len(clips)} clip(s) (flag {flag}: {advice})",
+                           tag="AUDIO", code=flag, source=src.entry["id"], count=len(hit))
             if src.entry["sample_rate"] and src.entry["sample_rate"] < analysis.LOW_SAMPLE_RATE:
                 r.warn(f"{name}: recorded at {src.entry['sample_rate']} Hz (telephone band); the voice will sound "
                        "muffled. 16 kHz or more is recommended", tag="AUDIO", code="low_sample_rate", source=src.entry["id"])
