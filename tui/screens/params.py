@@ -115,8 +115,6 @@ class ParamsScreen(StudioScreen):
         self.validate_all()
         if model_in.value:
             self.action_check_model()
-        else:
-            model_in.focus()
 
     @on(ProjectChanged)
     def _project(self, message: ProjectChanged) -> None:

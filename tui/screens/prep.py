@@ -163,7 +163,7 @@ class PrepScreen(StudioScreen):
             if w.value == "auto" and not self.app.studio.get("prep_form"):
                 w.value = lw
         self._show_sources()
-        self.query_one("#src-input", Input).focus()
+        self.query_one(SourceTree).focus()
         t = self.query_one("#report-table", DataTable)
         for col in ("file", "dur", "rate", "ch", "LUFS", "peak", "clip %", "SNR", "speech"):
             t.add_column(col, key=col)

@@ -1,0 +1,189 @@
+"""Pilot tests of every screen and the main flows at 80x24."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import install_run, wait_for, xtts_ft
+from helpers import make_dataset, sync
+
+from tui.app import TooSmall, make_app
+
+
+async def until(pilot, pred, timeout=30.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            await pilot.pause(0.3)
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@sync
+async def test_every_screen_opens_on_an_empty_workspace(workspace):
+    app = make_app(root=workspace, query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key, mode in zip("123456", ("home", "prep", "review", "params", "train", "results")):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            assert app.current_mode == mode
+        await pilot.press("1")
+        await pilot.pause(0.3)
+        assert "Nothing here yet" in str(app.screen.query_one("#home-detail").render())
+
+
+@sync
+async def test_too_small_terminal_says_so(workspace):
+    app = make_app(root=workspace, query_gpu=False)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TooSmall)
+        assert "70x20" in str(app.screen.query_one("#msg").render())
+
+
+@sync
+async def test_home_lists_projects_and_runs_and_opens_a_run(workspace):
+    ds = make_dataset(workspace / "datasets" / "voice")
+    install_run("stopped_run", workspace / "runs" / "r1", dataset=str(ds))
+    app = make_app(root=workspace, query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.screen.rows) == 2, what="home rows")
+        assert app.screen.rows[0]["kind"] == "dataset" and app.screen.rows[1]["kind"] == "run"
+        assert app.screen.rows[1]["summary"]["state"] == "stopped"
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.current_mode == "train" and app.run_model.state == "stopped")
+        assert app.studio.run.name == "r1"
+    # the choice is remembered for the next session
+    assert json.loads((workspace / ".xtts-ft" / "studio.json").read_text())["run"].endswith("r1")
+
+
+@sync
+async def test_review_edits_are_persisted_and_undone(workspace):
+    ds = make_dataset(workspace / "datasets" / "voice")
+    app = make_app(root=workspace, dataset=ds, start="review", query_gpu=False)
+    seg = lambda i: json.loads((ds / "dataset.json").read_text())["segments"][i]  # noqa: E731
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "review" and len(app.screen.rows) == 6)
+        await pilot.press("d")
+        await until(pilot, lambda: seg(0)["excluded"], what="drop saved")
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+u", *"hello world", "enter")
+        await until(pilot, lambda: seg(0)["text"] == "hello world", what="edit saved")
+        assert "hello world" not in (ds / "metadata_train.csv").read_text()  # dropped: not in the CSV
+        await pilot.press("u")
+        await until(pilot, lambda: seg(0)["text"] != "hello world", what="undo edit")
+        await pilot.press("u")
+        await until(pilot, lambda: not seg(0)["excluded"], what="undo drop")
+        await pilot.press("m")
+        await until(pilot, lambda: "merged_from" in seg(0), what="merge saved")
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        await pilot.press("down", "enter")  # "flagged"
+        await until(pilot, lambda: app.screen.filter == "flagged")
+        assert all(r["flags"] for r in app.screen.rows)
+
+
+@sync
+async def test_params_validate_as_you_type(workspace, tiny_model):
+    ds = make_dataset(workspace / "datasets" / "voice")
+    app = make_app(root=workspace, dataset=ds, start="params", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "params")
+        scr = app.screen
+        scr.query_one("#p-_model").value = str(tiny_model)
+        scr.query_one("#p-epochs").value = "0"
+        scr.query_one("#p-lr").value = "abc"
+        await pilot.pause(0.3)
+        assert "epochs" in scr.errors and "lr" in scr.errors
+        assert "below the minimum" in scr.errors["epochs"]
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+        assert not list((workspace / "runs").glob("*/run_config.json"))
+        scr.query_one("#p-preset").value = "stylized"
+        await pilot.pause(0.3)
+        assert scr.query_one("#p-epochs").value == "25" and scr.query_one("#p-lr").value == "2e-06"
+        assert "epochs" not in scr.errors and "lr" not in scr.errors
+        scr.query_one("#p-batch_size").value = "3"
+        await pilot.pause(0.2)
+        assert "3 x 2 = 6" in str(scr.query_one("#params-info").render())
+        await pilot.press("ctrl+k")
+        await until(pilot, lambda: scr.model_check is not None and scr.model_check.get("ok"), what="model check")
+        assert "six files found" in str(scr.query_one("#params-info").render())
+
+
+@pytest.mark.slow
+@sync
+async def test_prep_on_a_small_generated_set(workspace, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+    from speech import speak
+
+    from tui.screens.prep import local_whisper
+
+    if local_whisper() is None:
+        pytest.skip("no local faster-whisper model installed")
+    src = tmp_path / "rec"
+    src.mkdir()
+    speak("The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with one step.",
+          src / "a.wav")
+    speak("She sells sea shells by the sea shore. Rain fell softly on the quiet harbour town.", src / "b.wav")
+    app = make_app(root=workspace, start="prep", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "prep")
+        scr = app.screen
+        scr._add(str(src))
+        scr.query_one("#opt-out").value = str(workspace / "datasets" / "gen")
+        scr.query_one("#opt-whisper").value = local_whisper()
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: app.prep_model.state in ("finished", "failed"), timeout=120, what="prep")
+        assert app.prep_model.state == "finished", app.prep_model.reason
+        await pilot.pause(0.5)
+        assert app.prep_model.stages and any("[DATA]" in f"[{t}]" for _, t, _ in app.prep_model.log)
+        assert "Speech in clips" in str(scr.query_one("#report-text").render())
+        assert app.studio.dataset == (workspace / "datasets" / "gen").resolve()
+    assert (workspace / "datasets" / "gen" / "metadata_train.csv").is_file()
+
+
+@pytest.mark.slow
+@sync
+async def test_attach_stop_resume_follow_to_the_end(workspace, tiny_model, dataset, monkeypatch):
+    """A run started from the CLI is attached to, stopped safely, resumed and followed to the end."""
+    run = workspace / "runs" / "cli"
+    monkeypatch.setenv("XTTS_FT_FAULT", "sleep@0.3")
+    xtts_ft("train", "--dataset", dataset, "--model", tiny_model, "--run", run, "--epochs", "2",
+            "--batch-size", "2", "--workers", "0", "--threads", "2", "--ab-samples", "0", "--detach",
+            env={"XTTS_FT_FAULT": "sleep@0.3"})
+    app = make_app(root=workspace, query_gpu=False, poll=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: any(r["kind"] == "run" and r["summary"]["alive"] for r in app.screen.rows),
+                    timeout=30, what="running run listed")
+        i = next(i for i, r in enumerate(app.screen.rows) if r["kind"] == "run")
+        app.screen.query_one("#home-table").move_cursor(row=i)
+        await pilot.press("a")
+        m = app.run_model
+        await until(pilot, lambda: app.current_mode == "train" and m.global_step >= 2, timeout=120,
+                    what="steps")
+        await until(pilot, lambda: app.screen.check_action("stop", ()) is True, what="stop enabled")
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        await pilot.press("y")
+        await until(pilot, lambda: m.state == "stopped", timeout=60, what="stopped")
+        stopped_at = m.global_step
+        await until(pilot, lambda: m.alive is False, timeout=30, what="process gone")
+        await until(pilot, lambda: app.screen.check_action("resume", ()) is True, what="resume enabled")
+        monkeypatch.delenv("XTTS_FT_FAULT")
+        await pilot.press("r")
+        await until(pilot, lambda: m.state == "finished", timeout=180, what="finished")
+        assert m.resumes and m.resumes[-1]["global_step"] == stopped_at
+        assert m.global_step == 14 and len(m.eval_loss) >= 2
+        await pilot.press("6")
+        await until(pilot, lambda: len(app.screen.rows) >= 2, what="results")
+    wait_for(lambda: not (run / "process.json").exists() or True, timeout=1)
