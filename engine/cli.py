@@ -14,6 +14,7 @@ import sys
 # modules that add sub-commands; a module that is not there yet is skipped
 COMMAND_MODULES = [
     "engine.prep_cli",
+    "engine.vocab_cli",
     "engine.train.cli",
 ]
 

@@ -117,3 +117,25 @@ def two_voice_set(folder: Path, n_main: int = 16, n_other: int = 4, other_voice:
         (folder / f"{name}.txt").write_text(f"{a} {b}")
         truth[f"{name}.wav"] = "main" if is_main else "other"
     return truth
+
+
+# a made-up orthography: English words respelled with letters the tiny test vocabulary lacks
+_CONLANG = str.maketrans({"a": "ą", "e": "ə", "o": "ø", "s": "ʃ", "g": "ɣ", "n": "ŋ",
+                            "d": "ð", "w": "ƿ", "c": "ç", "y": "ɏ"})
+
+
+def conlang(text: str) -> str:
+    return text.lower().translate(_CONLANG)
+
+
+def conlang_set(folder: Path, n: int = 12) -> dict[str, str]:
+    """Short recordings with transcripts in the made-up orthography (.txt beside each file)."""
+    out = {}
+    for k in range(n):
+        a, b = SENTENCES[k % len(SENTENCES)], SENTENCES[(k + 7) % len(SENTENCES)]
+        audio, _ = compose([a, b], pauses=0.4, seed=k)
+        write(folder / f"qx_{k:02d}.wav", audio)
+        text = conlang(f"{a} {b}")
+        (folder / f"qx_{k:02d}.txt").write_text(text, encoding="utf-8")
+        out[f"qx_{k:02d}.wav"] = text
+    return out
