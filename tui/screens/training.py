@@ -51,7 +51,8 @@ class TrainingScreen(StudioScreen):
         self.notified = 0
         self.banner_dismissed_ts = None
         self.last_plot = 0.0
-        self.plot_interval = 0.5  # plots at most 2/s; text and gauges at 4/s
+        self.plot_interval = 1.0  # plots at most 1/s (the costly part); text and gauges at 4/s
+        self._bind_key = None
         self._plot_dirty = False
 
     def compose_body(self) -> ComposeResult:
@@ -106,7 +107,10 @@ class TrainingScreen(StudioScreen):
                     self._plot_dirty = False
                 if changed:
                     self._alerts(m)
-        self.refresh_bindings()
+            key = (m.state, m.alive, m.run, self.query_one(AlertBanner).has_class("shown"))
+        if key != self._bind_key:  # the footer only changes with the state
+            self._bind_key = key
+            self.refresh_bindings()
 
     def _draw_text(self, m) -> None:
         run = m.run
