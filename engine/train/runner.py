@@ -105,6 +105,7 @@ class Engine:
         self.batch_size = int(self.cfg["batch_size"])
         self.grad_accum = int(self.cfg["grad_accum"])
         self.device = "cpu"
+        self._last_cpu: float | None = None
 
     # ---------------------------------------------------------------- events
     def state(self, state: str, **kw) -> None:
@@ -444,6 +445,7 @@ class Engine:
                 time.sleep(float(f[6:]))
 
     def on_train_epoch_start(self, trainer) -> None:
+        self._last_cpu = time.process_time()
         self.epoch_step = self.epoch_offset
         self.steps_in_epoch = len(trainer.train_loader) + self.epoch_offset
         self.epoch_train_losses = []
@@ -453,6 +455,9 @@ class Engine:
                   global_step=trainer.total_steps_done)
 
     def on_train_step_end(self, trainer) -> None:
+        cpu_now = time.process_time()
+        cpu = cpu_now - self._last_cpu if self._last_cpu is not None else None
+        self._last_cpu = cpu_now
         self.epoch_step += 1
         st = self.dashboard.last_step or {}
         self.dashboard.last_step = None
@@ -470,6 +475,7 @@ class Engine:
             grad_norm=_finite(st.get("grad_norm")) if trainer._xf_step_optimizer else None,
             step_time=_finite(trainer._xf_step_time), loader_time=_finite(trainer._xf_loader_time),
             batch_size=self.batch_size, grad_accum=self.grad_accum, optimizer_step=trainer._xf_step_optimizer,
+            cpu_time=None if cpu is None else round(cpu, 5),
         )
         if not trainer._xf_step_optimizer:
             return
