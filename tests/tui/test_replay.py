@@ -18,7 +18,7 @@ async def settle(app, pilot, pred, timeout=10.0):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if pred():
-            await pilot.pause(0.3)  # let the 4 Hz redraw happen
+            await pilot.pause(0.8)  # let the timer-driven redraw happen
             return
         await pilot.pause(0.05)
     raise AssertionError("timed out waiting for the replay")
