@@ -324,6 +324,8 @@ class Prep:
                 t.load()
             except WhisperLoadError as exc:
                 raise PrepError(str(exc)) from exc
+            if t.fallback_note:
+                r.warn(t.fallback_note, tag="MODEL", code="whisper_fallback")
             self.transcriber = t
         return self.transcriber
 
@@ -450,6 +452,7 @@ class Prep:
                 }
                 if s.extended_from is not None:
                     seg["extended_from"] = round(s.extended_from, 3)
+                seg["speech_seconds"] = round(float(cmask.sum()) * clean.FRAME, 2)
                 seg["snr_db"] = None if snr is None else round(snr, 1)
                 if o.denoise:
                     seg["snr_db_before"] = None if snr_before is None else round(snr_before, 1)
@@ -522,7 +525,9 @@ class Prep:
             far = []
             for s, sim in zip(group, sims):
                 s["speaker_similarity"] = round(float(sim), 3)
-                if s["id"] in new_ids and sim < threshold:
+                # a voice print from under ~2 s of speech is too unsure to leave a clip out on
+                sure = s.get("speech_seconds", s["duration"]) >= clean.SPEAKER_MIN_SPEECH_S
+                if s["id"] in new_ids and sim < threshold and sure:
                     s["flags"] = sorted(set(s["flags"]) | {"other_speaker"})
                     self._apply_exclusion(s)
                     far.append(s)

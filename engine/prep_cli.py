@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--speaker-from-folders", action="store_true",
                    help="name the speaker after each source's sub-folder (several speakers in one run)")
     p.add_argument("--whisper-model", default="auto", metavar="NAME|PATH",
-                   help="faster-whisper model name or local model folder (default: large-v3 on CUDA, small on CPU)")
+                   help="faster-whisper model name, local model folder, or bundled-tiny.en (offline, English) "
+                   "(default: large-v3 on CUDA, small on CPU; bundled-tiny.en when neither can be had)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where whisper runs (default: auto)")
     p.add_argument("--min-seconds", type=float, default=2.0, help="shortest clip (default: 2)")
     p.add_argument("--max-seconds", type=float, default=11.0, help="longest clip (default: 11)")

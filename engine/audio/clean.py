@@ -161,6 +161,7 @@ def frame_power(audio: np.ndarray, rate: int) -> np.ndarray:
 SPEAKER_MAD_K = 4.0          # a clip is "far" when its similarity is this many robust SDs under the median
 SPEAKER_THRESHOLD_MIN = 0.70 # ... but clips above the ceiling are never flagged, and those under the floor always
 SPEAKER_THRESHOLD_MAX = 0.88
+SPEAKER_MIN_SPEECH_S = 2.0   # clips with less speech than this are never flagged (embedding too unsure)
 
 _encoder = None
 

