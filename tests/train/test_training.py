@@ -201,3 +201,17 @@ def test_cuda_oom_backs_off_to_half_batch_double_accumulation(tiny_model, datase
     assert [(s["step"], s["steps_per_epoch"]) for s in steps[2:]] == [(5, 7), (6, 7), (7, 7)]
     assert "CUDA out of memory" in proc.stdout and "Increase gradient accumulation" in proc.stdout
     assert final_state(run)["state"] == "finished"
+
+
+def test_base_checkpoint_continues_from_an_earlier_run(main_run, tiny_model, dataset, tmp_path):
+    run = tmp_path / "second"
+    xtts_ft("train", "--dataset", dataset, "--model", tiny_model, "--run", run, "--epochs", "1", *FAST,
+            "--ab-samples", "0", "--base-checkpoint", main_run["run"])
+    evs = events(run)
+    assert any(e["type"] == "log" and e["msg"].startswith("GPT weights restored from base checkpoint")
+               and "best_model.pth" in e["msg"] for e in evs)
+    first = steps_of(evs)[0]
+    fresh = steps_of(main_run["events"])[0]
+    # same seed, same first batch: only the starting weights differ
+    assert first["global_step"] == 1 and first["loss"] != pytest.approx(fresh["loss"], abs=1e-7)
+    assert read_json(run / "run_config.json")["base_checkpoint"].endswith("best_model.pth")
