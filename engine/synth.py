@@ -23,8 +23,11 @@ def load_model(model_dir: str | Path, device: str = "cpu"):
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
+    from engine.text_lang import install_for_model
+
     threads = torch.get_num_threads()
     d = Path(model_dir)
+    install_for_model(d)         # language codes added by `xtts-ft vocab extend` (no-op otherwise)
     config = XttsConfig()
     config.load_json(str(d / "config.json"))
     model = Xtts(config)

@@ -703,6 +703,9 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
 
     mdir = Path(cfg["model"])
     base = json.loads((mdir / "config.json").read_text(encoding="utf-8"))
+    from engine.text_lang import install_for_model
+
+    install_for_model(mdir)      # language codes added by `xtts-ft vocab extend` (no-op otherwise)
     names = {f.name for f in fields(GPTArgs)}
     margs = {k: v for k, v in base.get("model_args", {}).items() if k in names}
     margs.update(
