@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = [
     "engine.prep_cli",
     "engine.vocab_cli",
+    "engine.demo",
     "engine.train.cli",
 ]
 
