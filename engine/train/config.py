@@ -16,7 +16,8 @@ from typing import Any
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 SCHEDULERS = ("cosine-warm-restarts", "cosine", "step", "exponential", "plateau", "none")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CHECKPOINTING = ("auto", "on", "off")
 DEVICES = ("auto", "cpu", "cuda")
 SAMPLE_RATE = 22050
 
@@ -56,7 +57,18 @@ OPTIONS: list[Option] = [
            1.0, 20.0),
     Option("max_text_length", int, 200, "texts with more tokens are skipped", 8, 400),
     Option("workers", int, 2, "data-loader worker processes (guide: 2-4)", 0, 32),
-    Option("precision", str, "fp32", "fp32, or fp16/bf16 mixed precision (CUDA only)", choices=PRECISIONS),
+    Option("precision", str, "auto", "auto (bf16 mixed precision on GPUs that support it, else fp16; fp32 on "
+           "the CPU), fp32, or fp16/bf16 mixed precision (CUDA only)", choices=PRECISIONS),
+    Option("grad_checkpointing", str, "auto", "activation checkpointing of the GPT blocks (less memory, "
+           "~30% slower steps); auto = on when the memory estimate says the run would not fit the GPU "
+           "without it", choices=CHECKPOINTING),
+    Option("tanh_gelu", bool, True, "one-op tanh GELU instead of GPT-2's multi-op gelu_new (same function, "
+           "~1/3 fewer saved activations)"),
+    Option("fused_adamw", bool, True, "fused AdamW/Adam kernel (same update, no parameter-sized temporaries)"),
+    Option("adamw_8bit", bool, False, "8-bit AdamW states from bitsandbytes (CUDA only, optional install; "
+           "changes the optimizer's numerics)"),
+    Option("frozen_off_gpu", bool, True, "keep the modules GPT training never runs (HiFiGAN decoder, speaker "
+           "encoder, DVAE decoder) on the CPU"),
     Option("grad_clip", float, 0.0, "clip gradient norm to this value; 0 = off", 0.0, 1000.0),
     Option("save_every_steps", int, 1000, "write a checkpoint every N optimizer steps; 0 = only at "
            "the end and on stop", 0, 10_000_000),
@@ -160,6 +172,8 @@ def resolve(cli_values: dict, toml_path: str | None = None) -> dict:
     for k in ("dataset", "model", "run"):
         if not merged.get(k):
             raise ConfigError(f"--{k} is required (on the command line or in --config)")
+    if merged["adamw_8bit"] and merged["optimizer"] != "adamw":
+        raise ConfigError("--adamw-8bit needs --optimizer adamw")
     if merged["optimizer"] != "adamw" and merged["weight_decay"] and merged["weight_decay"] != 1e-2:
         pass  # weight decay only applies to AdamW; kept in the file for the record
     return merged
@@ -176,10 +190,11 @@ def max_wav_samples(cfg: dict) -> int:
 def optimizer_spec(cfg: dict) -> tuple[str, dict]:
     """torch.optim class name and its parameters (never a scheduler name)."""
     name = OPTIMIZERS[cfg["optimizer"]]
+    fused = {"fused": True} if cfg.get("fused_adamw", True) else {}
     if name == "AdamW":
-        return name, {"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": float(cfg["weight_decay"])}
+        return name, {"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": float(cfg["weight_decay"]), **fused}
     if name == "Adam":
-        return name, {"betas": [0.9, 0.96], "eps": 1e-8}
+        return name, {"betas": [0.9, 0.96], "eps": 1e-8, **fused}
     if name == "SGD":
         return name, {"momentum": 0.9}
     return name, {"alpha": 0.99, "eps": 1e-8}

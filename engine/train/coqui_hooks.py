@@ -4,7 +4,8 @@
   each epoch's averages; it forwards them to the engine (structured, no console parsing).
 - The Trainer subclass records step/loader time, sets the DVAE back to eval mode after a
   mid-epoch eval, and routes checkpoint/best-model writes to the engine (atomic, compact).
-- The GPTTrainer subclass builds the engine's learning-rate schedule.
+- The GPTTrainer subclass builds the engine's learning-rate schedule, the optional 8-bit AdamW,
+  keeps every frozen module in eval mode and leaves the unused ones on the CPU (engine/train/lean.py).
 """
 
 from __future__ import annotations
@@ -130,5 +131,38 @@ def make_model_class(GPTTrainer, engine):
                 return None
             opt = optimizer[0] if isinstance(optimizer, list) else optimizer
             return EngineLR(opt, cfg["scheduler"], engine.sched_params, float(cfg["lr"]))
+
+        def get_optimizer(self):
+            opt = super().get_optimizer()
+            if not engine.cfg.get("adamw_8bit"):
+                return opt
+            from engine.train import lean  # 8-bit AdamW (bitsandbytes, CUDA): same parameter groups
+
+            p = self.config.optimizer_params
+            groups = [{"params": g["params"], "weight_decay": g.get("weight_decay", 0.0)} for g in opt.param_groups]
+            new = lean.make_8bit_adamw(groups, lr=self.config.lr, betas=p["betas"], eps=p["eps"],
+                                       weight_decay=p.get("weight_decay", 0.0))
+            if hasattr(opt, "_group_names"):
+                new._group_names = opt._group_names
+            return new
+
+        def train(self, mode: bool = True):
+            # the frozen modules (the DVAE above all, whose Quantize updates its codebook in training
+            # mode) stay in eval whatever coqui's Trainer calls (STACK.md pitfall)
+            super().train(mode)
+            from engine.train import lean
+
+            lean.keep_frozen_in_eval(self)
+            return self
+
+        def cuda(self, device=None):
+            if not engine.cfg.get("frozen_off_gpu", True):
+                return super().cuda(device)
+            import torch
+
+            from engine.train import lean
+
+            return lean.place_on_device(self, torch.device("cuda", torch.cuda.current_device()
+                                                           if device is None else device))
 
     return EngineGPTTrainer

@@ -246,10 +246,16 @@ class Engine:
             self.device = "cpu"
             rep.info(f"No CUDA GPU available ({g.get('reason')}): training runs on the CPU "
                      f"({os.cpu_count()} cores). This is slow for a real model.", tag="GPU")
-            if cfg["precision"] != "fp32":
+            if cfg["precision"] not in ("fp32", "auto"):
                 rep.warn(f"--precision {cfg['precision']} needs a CUDA GPU: using fp32 on the CPU.", tag="GPU")
                 cfg["precision"] = "fp32"
         self.emit("preflight", check="gpu", ok=True, gpu=g, device=self.device)
+        from engine.train import lean  # issue 9: auto precision / checkpointing, memory estimate
+
+        mem = lean.resolve_options(cfg, self.device, g, tiny=info.tiny)
+        for level, line in mem["notes"]:
+            (rep.warn if level == "warn" else rep.info)(line, tag="GPU")
+        self.emit("preflight", check="memory", **mem["estimate"])
         ram = ram_sample()
         rep.info(f"System RAM: {ram['total_mb'] / 1024:.1f} GB total, {ram['available_mb'] / 1024:.1f} GB available",
                  tag="INFO")
@@ -305,6 +311,9 @@ class Engine:
         model = Model(config)
         if cfg.get("base_checkpoint"):
             load_base_checkpoint(model, cfg["base_checkpoint"], self.rep)
+        from engine.train import lean
+
+        lean.apply(model, cfg)  # frozen modules in eval, tanh GELU, activation checkpointing
         self.dashboard = EventDashboardLogger(self)
         args = TrainerArgs(restore_path=None, skip_train_epoch=False, start_with_eval=False,
                            grad_accum_steps=self.grad_accum)

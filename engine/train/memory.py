@@ -1,0 +1,165 @@
+"""Peak GPU memory of an XTTS v2 GPT finetune, estimated before the run starts (issue 9).
+
+    from engine.train.memory import estimate
+    e = estimate(batch=8, clip_seconds=11.0, precision="bf16", grad_checkpointing=True)
+    e["gpu_bytes"], e["fits"](12 * 2**30), e["summary"]
+
+Model of a training step (all terms in bytes, P = trainable GPT parameters):
+- static: GPT weights 4P + optimizer states (AdamW 8P, 8-bit AdamW 2P, SGD momentum 4P, ...)
+  + frozen weights kept on the device (DVAE encoder + codebook and mel front-ends 25.3M x 4 B with
+  `frozen_off_gpu`, all 77.4M frozen parameters x 4 B without);
+- then the larger of two phases: forward/backward = saved activations, which grow linearly with
+  the batch B and the sequence length T = 36 + text tokens + audio codes (21.5 codes per second of
+  the longest clip + 3), and the optimizer step = gradients 4P + the optimizer's temporaries
+  (`foreach` AdamW: one more 4P; fused: a small fraction).
+Activation coefficients per option set (precision, tanh GELU, activation checkpointing) were fitted
+to MemTracker measurements of the full-size architecture (bench/memory.py, error table in
+bench/results/memory.txt). The GPU total adds CUDA context, cuBLAS workspace and allocator
+fragmentation as 1.1 x tensors + 0.8 GiB: an assumption, not measured here (no GPU was lent).
+"""
+
+from __future__ import annotations
+
+import math
+
+GiB = 2**30
+FULL_DIMS = {"layers": 30, "model_dim": 1024, "heads": 16, "text_tokens": 6681}
+# trainable GPT parameters of the full-size model with a 6681-token vocabulary (STACK.md, measured)
+FULL_GPT_PARAMS = 441_018_563
+FROZEN_PARAMS_ALL = 77_400_000  # HiFiGAN 17.8M + speaker encoder 8.0M + DVAE 51.6M
+FROZEN_PARAMS_ON_DEVICE = 25_300_000  # DVAE encoder + codebook (what code extraction runs)
+CODES_PER_SECOND = 22050 / 1024
+COND_MEL_FRAMES = 517  # 6 s conditioning crop (max_conditioning_length 132300 / hop 256)
+PERCEIVER_LATENTS = 32
+
+# fitted activation model: act(B, T) = c0 + B * (a + b * T) bytes  (see module docstring)
+# keys: (precision class "fp32" | "half", tanh_gelu, grad_checkpointing)
+ACT_COEF: dict[tuple, tuple[float, float, float]] = {
+    ("fp32", False, False): (0.0, 0.197 * GiB, 0.00375 * GiB),
+    ("fp32", True, False): (0.0, 0.197 * GiB, 0.00255 * GiB),
+    ("half", False, False): (0.80 * GiB, 0.20 * GiB, 0.0020 * GiB),
+    ("half", True, False): (0.80 * GiB, 0.20 * GiB, 0.00136 * GiB),
+    ("fp32", True, True): (0.0, 0.10 * GiB, 0.0005 * GiB),
+    ("half", True, True): (0.80 * GiB, 0.10 * GiB, 0.0003 * GiB),
+}
+# optimizer step temporaries as a multiple of 4P
+OPT_TEMP = {"adamw-foreach": 1.0, "adamw-fused": 0.13, "adamw8bit": 0.13, "sgd": 1.0, "rmsprop": 1.0,
+            "adam-foreach": 1.0, "adam-fused": 0.13}
+OPT_STATE_BYTES = {"adamw-foreach": 8, "adamw-fused": 8, "adam-foreach": 8, "adam-fused": 8, "adamw8bit": 2,
+                   "sgd": 4, "rmsprop": 4}
+GPU_OVERHEAD_FACTOR = 1.1
+GPU_OVERHEAD_BYTES = int(0.8 * GiB)
+
+
+def default_text_tokens(clip_seconds: float) -> int:
+    """Text tokens of a clip when only its length is known (~9 BPE tokens per second of speech)."""
+    return int(math.ceil(9.0 * clip_seconds))
+
+
+def codes_for(clip_seconds: float) -> int:
+    return int(math.ceil(clip_seconds * CODES_PER_SECOND)) + 3
+
+
+def sequence_length(clip_seconds: float, text_tokens: int | None = None) -> int:
+    nt = default_text_tokens(clip_seconds) if text_tokens is None else int(text_tokens)
+    return PERCEIVER_LATENTS + nt + 2 + codes_for(clip_seconds) + 2
+
+
+def gpt_params(text_vocab: int = FULL_DIMS["text_tokens"]) -> int:
+    """Trainable parameters of the full-size GPT for a text vocabulary size (embedding + head)."""
+    d = FULL_DIMS["model_dim"]
+    return FULL_GPT_PARAMS + (2 * d + 1) * (int(text_vocab) - FULL_DIMS["text_tokens"])
+
+
+def frozen_on_device_bytes(frozen_off_gpu: bool = True) -> int:
+    return 4 * (FROZEN_PARAMS_ON_DEVICE if frozen_off_gpu else FROZEN_PARAMS_ALL)
+
+
+def optimizer_kind(optimizer: str = "adamw", fused: bool = True, eight_bit: bool = False) -> str:
+    if optimizer in ("adamw", "adam"):
+        if eight_bit and optimizer == "adamw":
+            return "adamw8bit"
+        return f"{optimizer}-{'fused' if fused else 'foreach'}"
+    return optimizer
+
+
+def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, precision: str = "bf16",
+             tanh_gelu: bool = True, grad_checkpointing: bool = False, optimizer: str = "adamw-fused",
+             frozen_off_gpu: bool = True, text_vocab: int = FULL_DIMS["text_tokens"],
+             gpt_only: bool = False) -> dict:
+    """Peak memory of one training step of the full-size XTTS v2 GPT.
+
+    batch: clips per step; clip_seconds: the longest clip; text_tokens: the longest transcript in
+    BPE tokens (default ~9 per second); precision: fp32 | bf16 | fp16 (| auto = bf16);
+    optimizer: adamw-fused | adamw-foreach | adamw8bit | adam-fused | adam-foreach | sgd | rmsprop
+    (`optimizer_kind()` builds it from the engine's options).
+    Returns bytes: gpt_peak_bytes (GPT + optimizer + activations, what bench/memory.py measures),
+    peak_bytes (+ frozen weights on the device), gpu_bytes (+ assumed CUDA overhead), the parts,
+    and `summary` (one line for a UI).
+    """
+    if optimizer in ("adamw", "adam"):
+        optimizer = optimizer + "-fused"
+    if optimizer not in OPT_STATE_BYTES:
+        raise ValueError(f"unknown optimizer kind {optimizer!r}")
+    p = gpt_params(text_vocab)
+    half = precision in ("bf16", "fp16", "auto")
+    key = ("half" if half else "fp32", bool(tanh_gelu), bool(grad_checkpointing))
+    if key not in ACT_COEF:  # checkpointing recomputes the blocks: the GELU kind hardly matters
+        key = (key[0], True, True)
+    c0, a, b = ACT_COEF[key]
+    T = sequence_length(clip_seconds, text_tokens)
+    B = max(1, int(batch))
+    weights = 4 * p
+    states = OPT_STATE_BYTES[optimizer] * p
+    activations = c0 + B * (a + b * T)
+    opt_phase = 4 * p * (1 + OPT_TEMP[optimizer])
+    gpt_peak = weights + states + max(activations, opt_phase)
+    frozen = frozen_on_device_bytes(frozen_off_gpu)
+    peak = gpt_peak + (0 if gpt_only else frozen)
+    gpu = GPU_OVERHEAD_FACTOR * peak + GPU_OVERHEAD_BYTES
+    out = {
+        "batch": B, "clip_seconds": clip_seconds, "sequence_length": T, "precision": precision,
+        "tanh_gelu": bool(tanh_gelu), "grad_checkpointing": bool(grad_checkpointing), "optimizer": optimizer,
+        "gpt_params": p, "weights_bytes": weights, "optimizer_state_bytes": states,
+        "activation_bytes": int(activations), "optimizer_step_bytes": int(opt_phase),
+        "frozen_bytes": 0 if gpt_only else frozen, "gpt_peak_bytes": int(gpt_peak), "peak_bytes": int(peak),
+        "gpu_bytes": int(gpu), "phase": "forward/backward" if activations >= opt_phase else "optimizer step",
+    }
+    out["summary"] = (f"~{gpu / GiB:.1f} GiB on the GPU (tensors {peak / GiB:.1f} GiB: weights+optimizer "
+                      f"{(weights + states) / GiB:.1f}, {'activations' if activations >= opt_phase else 'step'} "
+                      f"{max(activations, opt_phase) / GiB:.1f}, frozen {out['frozen_bytes'] / GiB:.1f})")
+    out["fits"] = lambda total_bytes, _g=gpu: _g <= total_bytes
+    return out
+
+
+def estimate_from_config(cfg: dict, clip_seconds: float | None = None, text_tokens: int | None = None,
+                         text_vocab: int = FULL_DIMS["text_tokens"], grad_checkpointing: bool | None = None) -> dict:
+    """The estimate for the engine's resolved options (`engine.train.config` names)."""
+    prec = cfg.get("precision", "auto")
+    gc = cfg.get("grad_checkpointing", "auto") if grad_checkpointing is None else grad_checkpointing
+    return estimate(
+        batch=int(cfg.get("batch_size", 4)),
+        clip_seconds=float(clip_seconds if clip_seconds is not None else cfg.get("max_audio_seconds", 11.0)),
+        text_tokens=text_tokens, precision="bf16" if prec == "auto" else prec,
+        tanh_gelu=bool(cfg.get("tanh_gelu", True)), grad_checkpointing=gc in (True, "on"),
+        optimizer=optimizer_kind(cfg.get("optimizer", "adamw"), bool(cfg.get("fused_adamw", True)),
+                                 bool(cfg.get("adamw_8bit", False))),
+        frozen_off_gpu=bool(cfg.get("frozen_off_gpu", True)), text_vocab=text_vocab)
+
+
+def needs_checkpointing(cfg: dict, total_bytes: int, clip_seconds: float | None = None,
+                        text_tokens: int | None = None, text_vocab: int = FULL_DIMS["text_tokens"]) -> bool:
+    """`grad_checkpointing = auto`: on when the run would not fit `total_bytes` without it."""
+    e = estimate_from_config(cfg, clip_seconds, text_tokens, text_vocab, grad_checkpointing=False)
+    return e["gpu_bytes"] > total_bytes
+
+
+def largest_batch(total_bytes: int, clip_seconds: float, text_tokens: int | None = None, **opts) -> int:
+    """The largest batch (up to 64) whose estimate fits `total_bytes`; 0 when even batch 1 does not."""
+    best = 0
+    for b in range(1, 65):
+        if estimate(b, clip_seconds, text_tokens, **opts)["gpu_bytes"] <= total_bytes:
+            best = b
+        else:
+            break
+    return best
