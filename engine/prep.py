@@ -82,6 +82,7 @@ class PrepResult:
     ok: bool
     reason: str
     summary: dict = field(default_factory=dict)
+    interrupted: bool = False     # Ctrl-C: what was finished is saved, the rest was not done
 
 
 @dataclass
@@ -161,13 +162,13 @@ class Prep:
         processed: list[_Source] = []
         seen_sha = {s["sha256"]: s for s in self.manifest["sources"]}
         total_in = sum(1 for _ in found.files)
+        interrupted = False
         with r.progress("prep", "Preparing sources", total_in) as bar:
             for sf_ in found.files:
                 name = sf_.rel
                 try:
                     src = self._intake(sf_, seen_sha, known)
                     if src is None:
-                        bar.advance(1)
                         continue
                     segs = self._segment_and_write(src)
                     new_segments.extend(segs)
@@ -177,6 +178,12 @@ class Prep:
                 except intake.IntakeError as exc:
                     skipped.append({"path": str(sf_.path), "reason": str(exc)})
                     r.warn(f"Skipping {name}: {exc}", tag="AUDIO")
+                except KeyboardInterrupt:
+                    # keep what is done: the finished sources are saved, a re-run adds the rest
+                    interrupted = True
+                    r.warn(f"Interrupted while preparing {name}: saving the {len(processed)} source(s) finished "
+                           "so far; run prep again to add the rest", tag="DATA", code="interrupted")
+                    break
                 finally:
                     self._clean_work(sf_)
                     bar.advance(1)
@@ -184,7 +191,7 @@ class Prep:
 
         self.manifest["segments"].extend(new_segments)
         self.manifest["skipped"] = skipped
-        if new_segments:
+        if new_segments and not interrupted:
             self._duplicates(new_segments)
             if o.speaker_check:
                 self._speakers(new_segments)
@@ -211,9 +218,10 @@ class Prep:
         self.manifest["warnings"] = r.warnings
         ds.save(self.out, self.manifest)
         summary = self._summary(processed, skipped, n_train, n_eval)
+        summary["interrupted"] = interrupted
         r.event("prep_summary", **summary)
         r.info(f"Dataset ready: {self.out / ds.TRAIN_CSV}", tag="DATA")
-        return PrepResult(True, "", summary)
+        return PrepResult(True, "", summary, interrupted)
 
     # -------------------------------------------------------------------------------------------
     def _check_out_folder(self) -> None:

@@ -88,4 +88,4 @@ def run(args) -> int:
         if not args.json:
             print(f"xtts-ft prep: {result.reason}", file=sys.stderr)
         return 1
-    return 0
+    return 130 if result.interrupted else 0

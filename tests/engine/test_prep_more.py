@@ -169,3 +169,32 @@ def test_assign_splits_is_deterministic_and_keeps_a_training_clip_per_source():
     ds.assign_splits(s1, 0.3, seed=7)
     assert all(s["split"] == before[s["id"]] for s in s1 if s["id"] in before)
     assert sum(1 for s in s1 if s["split"] == "eval") == round(0.3 * 20)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_sources_and_a_rerun_adds_the_rest(tmp_path, whisper_model, monkeypatch):
+    src = tmp_path / "src"
+    for k in range(3):
+        a, _ = speechgen.compose(speechgen.SENTENCES[3 * k : 3 * k + 2], pauses=0.5)
+        speechgen.write(src / f"part{k}.wav", a)
+        (src / f"part{k}.txt").write_text(" ".join(speechgen.SENTENCES[3 * k : 3 * k + 2]))
+    real = Prep._segment_and_write
+    calls = {"n": 0}
+
+    def interrupt_on_third(self, source):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, source)
+
+    monkeypatch.setattr(Prep, "_segment_and_write", interrupt_on_third)
+    result, events = _prep([src], tmp_path / "ds", whisper_model, transcripts="files", speaker_check=False)
+    assert result.ok and result.interrupted
+    m = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert sorted(s["name"] for s in m["sources"]) == ["part0.wav", "part1.wav"]
+    assert any(e.get("code") == "interrupted" for e in events if e["type"] == "log")
+    monkeypatch.setattr(Prep, "_segment_and_write", real)
+    again, _ = _prep([src], tmp_path / "ds", whisper_model, transcripts="files", speaker_check=False)
+    assert again.ok and not again.interrupted and again.summary["sources_added"] == 1
+    assert sorted(s["name"] for s in json.loads((tmp_path / "ds" / "dataset.json").read_text())["sources"]) == [
+        "part0.wav", "part1.wav", "part2.wav"]
