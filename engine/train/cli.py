@@ -206,9 +206,15 @@ def build_run_config(args) -> dict:
     if run.exists() and any(run.iterdir()):
         raise UserError(f"--run {run} exists and is not empty")
     cfg.update(dataset=str(dataset.resolve()), model=str(model.resolve()), run=str(run.resolve()))
+    from engine.train import distributed as dist
+
+    try:
+        dist.resolve_layout(cfg)  # gpus, nproc_per_node, world_size, backend
+    except dist.GpuSpecError as exc:
+        raise UserError(str(exc)) from None
     cfg["effective_batch"] = tc.effective_batch(cfg)
     cfg["train_clips"], cfg["eval_clips"] = n_train, n_eval
-    cfg["steps_per_epoch"] = tc.steps_per_epoch(n_train, cfg["batch_size"])
+    cfg["steps_per_epoch"] = tc.steps_per_epoch(dist.per_rank_items(n_train, cfg), cfg["batch_size"])
     cfg["created"] = time.strftime("%Y-%m-%d %H:%M:%S")
     from engine import __version__
 
@@ -238,12 +244,25 @@ def cmd_train(args) -> int:
     write_text(run / "run_config.json", tc.dump(cfg))
     print(f"[MODEL] Training configuration saved to {run / 'run_config.json'}")
     print(f"- Epochs: {cfg['epochs']}  Batch Size: {cfg['batch_size']}  Gradient Accumulation: {cfg['grad_accum']}"
-          f"  -> Effective Batch Size: {cfg['effective_batch']}")
+          f"  -> Effective Batch Size: {_batch_text(cfg)}")
     print(f"- Learning Rate: {cfg['lr']:g}  Optimizer: {cfg['optimizer']}  Scheduler: {cfg['scheduler']}"
           f"  Precision: {cfg['precision']}  Language: {cfg['language']}")
     print(f"- {cfg['train_clips']} training clips, {cfg['eval_clips']} eval clips, "
           f"{cfg['steps_per_epoch']} steps per epoch")
+    from engine.train import distributed as dist
+
+    if cfg.get("distributed"):
+        print(f"- DistributedDataParallel: {cfg['world_size']} processes ({cfg['nproc_per_node']} per node x "
+              f"{cfg['nnodes']} node(s)), backend {cfg['backend']}" + (f", GPUs {cfg['gpus']}" if cfg["gpus"] else ""))
+    for line in dist.lr_advice(cfg):
+        print(f"[WARNING] [TRAIN] {line}")
     return _start(run, args.detach, resume=False)
+
+
+def _batch_text(cfg: dict) -> str:
+    from engine.train import distributed as dist
+
+    return dist.batch_breakdown(cfg)
 
 
 def cmd_resume(args) -> int:

@@ -92,6 +92,13 @@ OPTIONS: list[Option] = [
     Option("print_step", int, 25, "coqui console print interval in steps (log file only)", 1, 100000),
     Option("max_new_tokens", int, 0, "cap on generated audio tokens for samples; 0 = model default "
            "(tiny random models are capped at 60)", 0, 10000),
+    # several GPUs / processes: engine/train/distributed.py
+    Option("gpus", str, "", "train on several GPUs of this machine with DistributedDataParallel: 0,1 or all; "
+           "empty = one process (batch size is then per GPU)"),
+    Option("cpu_processes", int, 0, "N CPU processes with the gloo backend (tests the multi-GPU path without "
+           "GPUs); 0 = off", 0, 64),
+    Option("nnodes", int, 1, "machines taking part (torchrun --nnodes); >1 needs --rdzv-endpoint", 1, 1024),
+    Option("rdzv_endpoint", str, "", "HOST:PORT of the rendezvous for --nnodes > 1 (torchrun --rdzv-endpoint)"),
 ]
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 PATH_KEYS = ("dataset", "model", "run", "base_checkpoint")
@@ -180,7 +187,8 @@ def resolve(cli_values: dict, toml_path: str | None = None) -> dict:
 
 
 def effective_batch(cfg: dict) -> int:
-    return int(cfg["batch_size"]) * int(cfg["grad_accum"])
+    """per-GPU batch x accumulation x processes (world size, 1 without --gpus)."""
+    return int(cfg["batch_size"]) * int(cfg["grad_accum"]) * int(cfg.get("world_size") or 1)
 
 
 def max_wav_samples(cfg: dict) -> int:

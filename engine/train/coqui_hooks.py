@@ -95,6 +95,13 @@ def make_trainer_class(Trainer, engine):
         def train_step(self, batch, batch_n_steps, step, loader_start_time):
             engine.before_step(self, step, batch_n_steps)
             self._xf_loader_start = loader_start_time
+            ddp = getattr(self.model, "_xf_ddp", None)
+            if ddp is not None:  # all-reduce gradients only on the batch that steps the optimizer
+                ddp.require_backward_grad_sync = bool(self._xf_step_optimizer)
+            self._xf_loss_dict = None
+            from engine.train.distributed import seed_step
+
+            seed_step(engine, step)  # dropout masks keyed by the batch's items, as the clip draws
             return super().train_step(batch, batch_n_steps, step, loader_start_time)
 
         def format_batch(self, batch):
@@ -106,6 +113,9 @@ def make_trainer_class(Trainer, engine):
         def optimize(self, *args, **kwargs):
             outputs, loss_dict, step_time = super().optimize(*args, **kwargs)
             self._xf_step_time = step_time
+            if loss_dict:  # this rank's losses (rank > 0 has no dashboard logger)
+                self._xf_loss_dict = {k: float(v.detach()) if hasattr(v, "detach") else v
+                                      for k, v in loss_dict.items() if k in ("loss_text_ce", "loss_mel_ce")}
             return outputs, loss_dict, step_time
 
         def save_checkpoint(self):
@@ -164,5 +174,29 @@ def make_model_class(GPTTrainer, engine):
 
             return lean.place_on_device(self, torch.device("cuda", torch.cuda.current_device()
                                                            if device is None else device))
+
+        def forward(self, *args, **kwargs):
+            ddp = getattr(self, "_xf_ddp", None)
+            if ddp is None or not self.xtts.gpt.training:
+                return super().forward(*args, **kwargs)
+            gpt = self.xtts._modules["gpt"]
+            self.xtts._modules["gpt"] = ddp  # coqui's forward calls self.xtts.gpt(...): go through DDP
+            try:
+                return super().forward(*args, **kwargs)
+            finally:
+                self.xtts._modules["gpt"] = gpt
+
+        def get_sampler(self, config, dataset):
+            from engine.train import distributed as dist
+
+            return dist.sampler(dataset, engine.dist) if engine.dist.enabled else None
+
+        def get_data_loader(self, config, *, is_eval=False, samples=None, verbose=True):
+            loader = super().get_data_loader(config, is_eval=is_eval, samples=samples, verbose=verbose)
+            if not is_eval:
+                from engine.train import distributed as dist
+
+                dist.seed_item_draws(loader.dataset, engine.draw_key)
+            return loader
 
     return EngineGPTTrainer

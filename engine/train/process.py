@@ -31,7 +31,13 @@ def spawn_worker(run: Path, resume: bool = False) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "engine.train.worker", str(run.resolve())] + (["--resume"] if resume else [])
+    module = "engine.train.worker"
+    try:  # several GPUs/processes: torchrun's launcher (engine/train/distributed.py) starts the workers
+        if json.loads((run / "run_config.json").read_text(encoding="utf-8")).get("distributed"):
+            module = "engine.train.distributed"
+    except (OSError, ValueError):
+        pass
+    cmd = [sys.executable, "-m", module, str(run.resolve())] + (["--resume"] if resume else [])
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         close_fds=True, env=env, cwd=os.getcwd(),
@@ -91,9 +97,26 @@ def send_stop(run: Path, sig: int = signal.SIGTERM) -> int:
     run = Path(run)
     if not process_alive(run):
         raise ProcessLookupError(f"no training process is running for {run}")
-    pid = worker_pid(run)
+    pid = _rank0_pid(run) or worker_pid(run)
     os.kill(pid, sig)
     return pid
+
+
+def _rank0_pid(run: Path) -> int | None:
+    """In a distributed run the stop goes to global rank 0 (worker.json), which shares it with every
+    rank at the next step; signalling torchrun's launcher would SIGKILL the ranks after 30 s."""
+    try:
+        import psutil
+
+        if not json.loads((run / "run_config.json").read_text(encoding="utf-8")).get("distributed"):
+            return None
+        pid = int(json.loads((run / "worker.json").read_text())["pid"])
+        launcher = psutil.Process(worker_pid(run))
+        if pid in {c.pid for c in launcher.children(recursive=True)}:
+            return pid
+    except Exception:  # noqa: BLE001 - not started yet, stale file...: signal the launcher instead
+        return None
+    return None
 
 
 def summarize(run: Path) -> dict:

@@ -81,7 +81,13 @@ class Engine:
         self.run = Path(run)
         self.cfg = json.loads((self.run / "run_config.json").read_text(encoding="utf-8"))
         self.resume = resume
-        self.events = EventWriter(self.run / "events.jsonl")
+        from engine.train import distributed as dist_mod
+
+        self.dist = dist_mod.context(self.cfg)  # rank / world size from torchrun (one process: rank 0 of 1)
+        self.dist_gpus: list | None = None  # latest per-rank GPU samples (distributed runs)
+        self._gather_state: dict = {}
+        # only global rank 0 writes events.jsonl (and checkpoints, best model, samples)
+        self.events = EventWriter(self.run / "events.jsonl") if self.dist.is_main else dist_mod.NullEvents()
         from rich.console import Console
 
         console = Console(file=sys.stdout, no_color=True, force_terminal=False, width=160, soft_wrap=True)
@@ -119,7 +125,9 @@ class Engine:
         def handler(signum, frame):
             self.signals += 1
             name = signal.Signals(signum).name
-            if self.signals == 1:
+            if self.signals == 1 and not self.dist.is_main:  # rank 0 speaks for the run
+                self.stop_requested = True
+            elif self.signals == 1:
                 self.stop_requested = True
                 self.state("stopping", signal=name,
                            msg="finishing the current step, then writing a checkpoint; signal again to stop at once")
@@ -142,22 +150,31 @@ class Engine:
             try:
                 gpu = gpu_sample() if self.device == "cuda" else {"available": False, "reason": "no GPU"
                                                                   if self.device == "cpu" else "not used"}
-                self.emit("resources", gpu=gpu, ram=ram_sample())
+                if self.dist.enabled:  # one entry per rank (per GPU), gathered at step ends
+                    if gpu.get("available"):
+                        gpu["index"] = self.dist.gpu
+                    self.emit("resources", gpu=gpu, ram=ram_sample(), gpus=self.dist_gpus,
+                              world_size=self.dist.world)
+                else:
+                    self.emit("resources", gpu=gpu, ram=ram_sample())
             except Exception as exc:  # never let monitoring kill the run
                 self.emit("resources", gpu={"available": False, "reason": f"sample failed: {exc}"}, ram=None)
             self._sampler_stop.wait(period)
 
     # ---------------------------------------------------------------- main
     def main(self) -> int:
-        (self.run / "worker.json").write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
+        if self.dist.is_main:
+            (self.run / "worker.json").write_text(json.dumps({"pid": os.getpid(), "started": time.time(),
+                                                              "rank": self.dist.rank}))
         self.install_signals()
         self.state("preparing", resume=self.resume, pid=os.getpid())
         code = 1
         sampler = None
         try:
             self.preflight()
-            sampler = threading.Thread(target=self._sampler, name="resources", daemon=True)
-            sampler.start()
+            if self.dist.is_main:
+                sampler = threading.Thread(target=self._sampler, name="resources", daemon=True)
+                sampler.start()
             self.build()
             if self.resume:
                 self.restore()
@@ -188,13 +205,37 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - the run must always end with a state
             traceback.print_exc()
             self.rep.error(f"training failed: {type(exc).__name__}: {exc}")
-            self.state("failed", reason=f"{type(exc).__name__}: {exc}")
-            code = 1
+            if self.dist.enabled:
+                code = self._rank_failed(exc)
+            else:
+                self.state("failed", reason=f"{type(exc).__name__}: {exc}")
+                code = 1
         finally:
             self._sampler_stop.set()
+            if self.dist.enabled:
+                from engine.train import distributed as dist_mod
+
+                if code == 130:
+                    code = 0  # a clean stop: exit 0 so torchrun does not tear down ranks still saving
+                dist_mod.shutdown()
             sys.stdout.flush()
             self.events.close()
         return code
+
+    def _rank_failed(self, exc: BaseException) -> int:
+        """A failure in a distributed run: record the reason in torchrun's error file; rank 0 writes
+        `failed` itself unless it only lost contact with another rank (then the launcher writes the
+        failing rank's reason)."""
+        from engine.train import distributed as dist_mod
+
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:400]
+        if dist_mod.is_comm_error(exc):
+            dist_mod.record_error(f"{dist_mod.COMM_ERROR_PREFIX}: {reason}")
+        else:
+            dist_mod.record_error(reason)
+            if self.dist.is_main:
+                self.state("failed", reason=f"rank 0: {reason}", rank=0)
+        return 1
 
     def _best_or_none(self):
         return str(self.best_path) if self.best_path.exists() else None
@@ -219,7 +260,7 @@ class Engine:
             f"- Epochs: {cfg['epochs']}",
             f"- Batch Size: {cfg['batch_size']}",
             f"- Gradient Accumulation: {cfg['grad_accum']}",
-            f"- Effective Batch Size: {ob} ({cfg['batch_size']} x {cfg['grad_accum']})",
+            f"- Effective Batch Size: {dist_batch_text(cfg)}",
             f"- Learning Rate: {cfg['lr']:g}",
             f"- Learning Rate Scheduler: {sched}",
             f"- Optimizer: {tc.OPTIMIZERS[cfg['optimizer']]}",
@@ -256,6 +297,18 @@ class Engine:
         for level, line in mem["notes"]:
             (rep.warn if level == "warn" else rep.info)(line, tag="GPU")
         self.emit("preflight", check="memory", **mem["estimate"])
+        if self.dist.enabled:
+            from engine.train import distributed as dist_mod
+
+            rep.info(f"DistributedDataParallel: {self.dist.world} processes, backend {self.dist.backend}"
+                     + (f", GPUs {cfg['gpus']} (rank 0 on GPU {self.dist.gpu})" if cfg.get("gpus") else ", CPU")
+                     + f"; effective batch {dist_batch_text(cfg)}", tag="GPU")
+            self.emit("preflight", check="distributed", world_size=self.dist.world, backend=self.dist.backend,
+                      nproc_per_node=cfg.get("nproc_per_node"), nnodes=cfg.get("nnodes", 1),
+                      gpus=[int(x) for x in str(cfg.get("gpus") or "").split(",") if x],
+                      effective_batch=dist_mod.effective_batch(cfg))
+        for line in _lr_advice(cfg):
+            rep.warn(line, tag="TRAIN")
         ram = ram_sample()
         rep.info(f"System RAM: {ram['total_mb'] / 1024:.1f} GB total, {ram['available_mb'] / 1024:.1f} GB available",
                  tag="INFO")
@@ -281,6 +334,10 @@ class Engine:
         cfg = self.cfg
         threads = cfg["threads"] or os.cpu_count() or 1
         torch.set_num_threads(threads)
+        if self.dist.enabled:
+            from engine.train import distributed as dist_mod
+
+            dist_mod.init_process_group(self.dist)
         from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTArgs, GPTTrainer, GPTTrainerConfig  # noqa: F401
 
         torch.set_num_threads(threads)  # the XTTS dataset module sets 1 on import (STACK.md)
@@ -299,8 +356,11 @@ class Engine:
 
         config = build_coqui_config(cfg, self.model_info, run_eval=bool(eval_samples))
         self.coqui_config = config
-        spe = tc.steps_per_epoch(self.n_train, self.batch_size)
-        ospe = tc.optimizer_steps_per_epoch(self.n_train, self.batch_size, self.grad_accum)
+        from engine.train.distributed import per_rank_items
+
+        n_rank = per_rank_items(self.n_train, cfg)  # items per process and epoch (all of them with one)
+        spe = tc.steps_per_epoch(n_rank, self.batch_size)
+        ospe = tc.optimizer_steps_per_epoch(n_rank, self.batch_size, self.grad_accum)
         from engine.train import schedule
 
         self.sched_params = schedule.describe(cfg["scheduler"], ospe * cfg["epochs"], ospe, cfg["epochs"],
@@ -316,7 +376,7 @@ class Engine:
         lean.apply(model, cfg)  # frozen modules in eval, tanh GELU, activation checkpointing
         self.dashboard = EventDashboardLogger(self)
         args = TrainerArgs(restore_path=None, skip_train_epoch=False, start_with_eval=False,
-                           grad_accum_steps=self.grad_accum)
+                           grad_accum_steps=self.grad_accum, rank=self.dist.rank)
         TrainerCls = make_trainer_class(Trainer, self)
         callbacks = {
             "on_train_epoch_start": self.on_train_epoch_start,
@@ -330,6 +390,11 @@ class Engine:
             dashboard_logger=self.dashboard, gpu=0 if self.device == "cuda" else None,
         )
         torch.set_num_threads(threads)
+        if self.dist.enabled:
+            from engine.train import distributed as dist_mod
+
+            dist_mod.wrap_gpt(model, self.dist)
+            self._step_sync = dist_mod.StepSync(self.dist)
         n_params = sum(p.numel() for p in model.parameters())
         n_train = sum(p.numel() for p in model.xtts.gpt.parameters())
         self.rep.info(f"Model has {n_params} parameters ({n_train} trainable GPT parameters)", tag="MODEL")
@@ -338,7 +403,8 @@ class Engine:
     def restore(self) -> None:
         import torch
 
-        ck.clean_partials(self.run)
+        if self.dist.is_main:  # only rank 0 touches the run folder
+            ck.clean_partials(self.run)
         found = ck.latest_loadable(self.run)
         if found is None:
             raise UserFacingError(f"no loadable checkpoint in {ck.checkpoint_dir(self.run)}: nothing to resume")
@@ -411,7 +477,7 @@ class Engine:
         self.rep.error(f"CUDA out of memory at global step {t.total_steps_done} "
                        f"(batch {self.batch_size}, accumulation {self.grad_accum}): {msg}",
                        details=OOM_ADVICE)
-        can = self.cfg["oom_backoff"] and self.batch_size > 1
+        can = self.cfg["oom_backoff"] and self.batch_size > 1 and not self.dist.enabled  # ranks must agree
         self.emit("alert", kind="oom", level="error", msg=msg, advice=OOM_ADVICE, global_step=t.total_steps_done,
                   batch_size=self.batch_size, grad_accum=self.grad_accum, backoff=can)
         if not can:
@@ -473,6 +539,14 @@ class Engine:
         if trainer._xf_step_optimizer:
             self.opt_steps += 1
         text_ce, mel_ce = _finite(st.get("loss_text_ce")), _finite(st.get("loss_mel_ce"))
+        if self.dist.enabled:  # the step's loss is the mean over all ranks; stop requests reach every rank
+            ld = getattr(trainer, "_xf_loss_dict", None) or {}
+            text_ce, mel_ce = self._sync(_finite(ld.get("loss_text_ce")), _finite(ld.get("loss_mel_ce")))
+            from engine.train import distributed as dist_mod
+
+            g = dist_mod.gather_gpu_samples(self.dist, float(self.cfg["gpu_sample_seconds"]), self._gather_state)
+            if g is not None:
+                self.dist_gpus = g
         loss = (text_ce + mel_ce) if text_ce is not None and mel_ce is not None else _finite(st.get("loss"))
         if loss is not None:
             self.train_losses_since_eval.append(loss)
@@ -510,6 +584,8 @@ class Engine:
                   global_step=trainer.total_steps_done, train_loss=mean)
         if not trainer.config.run_eval and mean is not None:
             self.judge(mean, mean_train=None, source="train")
+        if self.dist.enabled:
+            self._sync(None, None)  # every rank takes the same stop / early-stop decision here
         if self.stop_requested:
             self.save_checkpoint("stop")
             raise StopTraining("user", f"stopped by request at global step {trainer.total_steps_done}; "
@@ -573,8 +649,24 @@ class Engine:
             data["monitor"] = self.monitor.state()
         return data
 
+    def _sync(self, text_ce, mel_ce):
+        text_ce, mel_ce, stop, early = self._step_sync(text_ce, mel_ce, self.stop_requested,
+                                                       self.pending_stop is not None)
+        self.stop_requested = stop
+        if early and self.pending_stop is None:
+            self.pending_stop = StopTraining("early_stop", "early stopping (decided on rank 0)")
+        return text_ce, mel_ce
+
+    def draw_key(self) -> tuple[int, int, int]:
+        """(seed, epoch, items already drawn this epoch): keys each item's random clip draw."""
+        t = self.trainer
+        done = self.epoch_offset * self.batch_size * max(1, self.dist.world)
+        return int(self.cfg["seed"]), int(t.epochs_done if t is not None else 0), int(done)
+
     def save_checkpoint(self, reason: str) -> Path | None:
         t = self.trainer
+        if not self.dist.is_main:
+            return None
         if t is None or t.total_steps_done == self.last_saved_step:
             return None
         path = ck.checkpoint_dir(self.run) / f"checkpoint_{t.total_steps_done}.pth"
@@ -591,6 +683,8 @@ class Engine:
 
     def save_best(self, loss: float, source: str) -> None:
         t = self.trainer
+        if not self.dist.is_main:
+            return
         data = self._payload(full=False)
         data["loss"] = loss
         data["loss_source"] = source
@@ -606,7 +700,7 @@ class Engine:
 
     # ---------------------------------------------------------------- samples
     def after_training(self) -> None:
-        if not self.cfg["ab_samples"]:
+        if not self.cfg["ab_samples"] or not self.dist.is_main:
             return
         try:
             self.write_samples(which="both", tag="final")
@@ -648,6 +742,18 @@ class Engine:
 
 class UserFacingError(Exception):
     pass
+
+
+def dist_batch_text(cfg: dict) -> str:
+    from engine.train.distributed import batch_breakdown
+
+    return batch_breakdown(cfg)
+
+
+def _lr_advice(cfg: dict) -> list[str]:
+    from engine.train.distributed import lr_advice
+
+    return lr_advice(cfg)
 
 
 class _OOMFailure(Exception):
