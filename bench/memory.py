@@ -152,6 +152,7 @@ def main() -> int:
     ap.add_argument("--real-check", action="store_true", help="also one real-tensor run (batch 1 x 3 s, fp32)")
     ap.add_argument("--from-json", action="store_true", help="re-print from bench/results/memory.json")
     ap.add_argument("--sets", default="", help="comma-separated indices of OPTION_SETS to measure")
+    ap.add_argument("--corners", action="store_true", help="B1x3s, B4x7s, B8x3s, B8x11.6s only (4 per set)")
     a = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     jpath = RESULTS / "memory.json"
@@ -160,6 +161,8 @@ def main() -> int:
     chosen = [names[int(i)] for i in a.sets.split(",")] if a.sets else names
     if not a.from_json:
         grid = [(8, 11.6)] if a.quick else [(b, s) for b in BATCHES for s in SECONDS]
+        if a.corners:
+            grid = [(1, 3.0), (4, 7.0), (8, 3.0), (8, 11.6)]
         for name in chosen:
             for b, s in grid:
                 m = measure(b, s, OPTION_SETS[name])

@@ -8,8 +8,8 @@ Model of a training step (all terms in bytes, P = trainable GPT parameters):
 - static: GPT weights 4P + optimizer states (AdamW 8P, 8-bit AdamW 2P, SGD momentum 4P, ...)
   + frozen weights kept on the device (DVAE encoder + codebook and mel front-ends 25.3M x 4 B with
   `frozen_off_gpu`, all 77.4M frozen parameters x 4 B without);
-- then the larger of two phases: forward/backward = saved activations, which grow linearly with
-  the batch B and the sequence length T = 36 + text tokens + audio codes (21.5 codes per second of
+- then the larger of two phases: forward/backward = saved activations, linear in the batch B and
+  quadratic in the sequence length T (attention probabilities) = 36 + text tokens + audio codes (21.5 codes per second of
   the longest clip + 3), and the optimizer step = gradients 4P + the optimizer's temporaries
   (`foreach` AdamW: one more 4P; fused: a small fraction).
 Activation coefficients per option set (precision, tanh GELU, activation checkpointing) were fitted
@@ -32,19 +32,34 @@ CODES_PER_SECOND = 22050 / 1024
 COND_MEL_FRAMES = 517  # 6 s conditioning crop (max_conditioning_length 132300 / hop 256)
 PERCEIVER_LATENTS = 32
 
-# fitted activation model: act(B, T) = c0 + B * (a + b * T) bytes  (see module docstring)
-# keys: (precision class "fp32" | "half", tanh_gelu, grad_checkpointing)
+# fitted activation model, per sample: act(T) = a + b*T + q*T^2 GiB (T = sequence length), exact
+# fit to MemTracker measurements of the full-size GPT (bench/results/memory.json): a = conditioning
+# encoder + perceiver on the 6 s conditioning mel, b = the blocks' saved tensors and both heads,
+# q = attention probabilities (16 heads x 30 blocks). bf16 = CPU autocast measured at B8 x 11.6 s
+# (0.898 x fp32); checkpointing = a + one stored block input per block + one block recomputed
+# (derived from the fp32 fit, not measured yet: see bench/results/memory.txt).
+_FP32_NEW = (0.1998, 0.003621, 5.30e-6)
+_FP32_TANH = (0.1992, 0.002252, 5.29e-6)
+_HALF = 13.70 / 15.26
+_BLOCK_INPUT = 30 * 1024 * 4 / GiB  # per token, fp32 block inputs kept by checkpointing
+
+
+def _ck(c, scale=1.0):
+    a, b, q = c
+    return (a * scale, (_BLOCK_INPUT + b / 30) * scale, q / 30 * scale)
+
+
 ACT_COEF: dict[tuple, tuple[float, float, float]] = {
-    ("fp32", False, False): (0.0, 0.197 * GiB, 0.00375 * GiB),
-    ("fp32", True, False): (0.0, 0.197 * GiB, 0.00255 * GiB),
-    ("half", False, False): (0.80 * GiB, 0.20 * GiB, 0.0020 * GiB),
-    ("half", True, False): (0.80 * GiB, 0.20 * GiB, 0.00136 * GiB),
-    ("fp32", True, True): (0.0, 0.10 * GiB, 0.0005 * GiB),
-    ("half", True, True): (0.80 * GiB, 0.10 * GiB, 0.0003 * GiB),
+    ("fp32", False, False): _FP32_NEW,
+    ("fp32", True, False): _FP32_TANH,
+    ("half", False, False): tuple(x * _HALF for x in _FP32_NEW),
+    ("half", True, False): tuple(x * _HALF for x in _FP32_TANH),
+    ("fp32", True, True): _ck(_FP32_TANH),
+    ("half", True, True): _ck(_FP32_TANH, _HALF),
 }
 # optimizer step temporaries as a multiple of 4P
-OPT_TEMP = {"adamw-foreach": 1.0, "adamw-fused": 0.13, "adamw8bit": 0.13, "sgd": 1.0, "rmsprop": 1.0,
-            "adam-foreach": 1.0, "adam-fused": 0.13}
+OPT_TEMP = {"adamw-foreach": 1.0, "adamw-fused": 0.06, "adamw8bit": 0.06, "sgd": 1.0, "rmsprop": 1.0,
+            "adam-foreach": 1.0, "adam-fused": 0.06}
 OPT_STATE_BYTES = {"adamw-foreach": 8, "adamw-fused": 8, "adam-foreach": 8, "adam-fused": 8, "adamw8bit": 2,
                    "sgd": 4, "rmsprop": 4}
 GPU_OVERHEAD_FACTOR = 1.1
@@ -106,12 +121,12 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
     key = ("half" if half else "fp32", bool(tanh_gelu), bool(grad_checkpointing))
     if key not in ACT_COEF:  # checkpointing recomputes the blocks: the GELU kind hardly matters
         key = (key[0], True, True)
-    c0, a, b = ACT_COEF[key]
+    a, b, q = ACT_COEF[key]
     T = sequence_length(clip_seconds, text_tokens)
     B = max(1, int(batch))
     weights = 4 * p
     states = OPT_STATE_BYTES[optimizer] * p
-    activations = c0 + B * (a + b * T)
+    activations = B * (a + b * T + q * T * T) * GiB
     opt_phase = 4 * p * (1 + OPT_TEMP[optimizer])
     gpt_peak = weights + states + max(activations, opt_phase)
     frozen = frozen_on_device_bytes(frozen_off_gpu)
