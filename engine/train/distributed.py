@@ -128,7 +128,7 @@ LR_REFERENCE_BATCH = 4
 def lr_advice(cfg: dict) -> list[str]:
     """Learning-rate advice that accounts for the effective batch (empty when nothing to say)."""
     eb = effective_batch(cfg)
-    if eb <= 2 * LR_REFERENCE_BATCH:
+    if world_size(cfg) <= 1 or eb <= 2 * LR_REFERENCE_BATCH:
         return []
     k = eb / LR_REFERENCE_BATCH
     lr = float(cfg["lr"])
@@ -248,7 +248,8 @@ class StepSync:
 
         dev = "cuda" if self.d.backend == "nccl" else "cpu"
         ok = text_ce is not None and mel_ce is not None
-        t = torch.tensor([text_ce or 0.0, mel_ce or 0.0, 1.0 if ok else 0.0, float(stop), float(early)],
+        # a rank whose loss is not finite (e.g. NaN mel_ce of an empty target) is left out of the mean
+        t = torch.tensor([text_ce if ok else 0.0, mel_ce if ok else 0.0, 1.0 if ok else 0.0, float(stop), float(early)],
                          dtype=torch.float64, device=dev)
         tdist.all_reduce(t)
         v = t.tolist()

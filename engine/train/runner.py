@@ -253,7 +253,6 @@ class Engine:
         self.model_info = info
         rep.info(f"✓ All required files found for model: {info.name}", tag="MODEL")
         self.emit("preflight", check="model", ok=True, model=info.as_dict())
-        ob = tc.effective_batch(cfg)
         sched = cfg["scheduler"]
         rep.info("Training Configuration:", tag="MODEL", details=[
             f"- Language: {cfg['language']}",
