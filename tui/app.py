@@ -48,6 +48,13 @@ class TooSmall(ModalScreen):
             "Enlarge the window (training runs are not affected).\nq quits")
 
 
+def text_focus(screen) -> bool:
+    """True when the focused widget takes typed characters (an Input or a TextArea)."""
+    from textual.widgets import Input, TextArea
+
+    return isinstance(getattr(screen, "focused", None), (Input, TextArea))
+
+
 def _screen(spec: str) -> Screen:
     import importlib
 
@@ -82,7 +89,9 @@ class XttsStudio(App):
         Binding("f5", "goto('train')", "Train", show=False),
         Binding("f6", "goto('results')", "Results", show=False),
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        # in a text field q and 1-6 are text: the footer then shows ctrl+q, the step bar F1-F6
+        Binding("ctrl+q", "quit_typing", "Quit", priority=True, id="quit.ctrl"),
+        Binding("ctrl+q", "quit_anywhere", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, root: str | Path | None = None, start: str | None = None, run: str | Path | None = None,
@@ -285,6 +294,21 @@ class XttsStudio(App):
     def action_quit(self) -> None:
         # quitting never stops a training run or a prep job: they are separate processes
         self.exit()
+
+    def action_quit_anywhere(self) -> None:
+        self.exit()
+
+    def action_quit_typing(self) -> None:
+        self.exit()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Show the keys that work where the focus is: q and 1-6 type into a text field, so
+        there the footer offers ctrl+q (F1-F6 switch screens everywhere, see the step bar)."""
+        if action == "quit":
+            return not text_focus(self.screen)
+        if action == "quit_typing":  # the shown ctrl+q; a hidden one works everywhere
+            return text_focus(self.screen)
+        return True
 
 
 def make_app(root: str | Path | None = None, start: str | None = None, run: str | Path | None = None,

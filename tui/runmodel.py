@@ -21,41 +21,59 @@ BANNER_ON_REPLAY = ("oom", "overtraining", "plateau", "low_vram")
 
 
 class Series:
-    """(x, y) points, at most `cap`: when full, the older half is merged pairwise (mean x, mean y).
-
-    Recent points stay at full resolution, old ones get coarser; a week-long run costs the same
-    memory as a short one.
+    """(x, y) points, at most `cap` (+1): each kept point is the mean of `stride` consecutive raw
+    points; when the list is full, neighbours are merged pairwise over the whole history and the
+    stride doubles. Coverage stays even from the first step to the last, the newest raw point is
+    always the last one shown, and a week-long run costs the same memory as a short one.
     """
 
-    __slots__ = ("xs", "ys", "cap", "count", "last")
+    __slots__ = ("_xs", "_ys", "cap", "count", "last", "last_x", "stride", "_px", "_py", "_pn")
 
     def __init__(self, cap: int = 1000):
-        self.xs: list[float] = []
-        self.ys: list[float] = []
-        self.cap = max(8, cap)
+        self._xs: list[float] = []
+        self._ys: list[float] = []
+        self.cap = max(8, cap) & ~1
         self.count = 0  # points ever added
         self.last: float | None = None
+        self.last_x: float | None = None
+        self.stride = 1
+        self._px = self._py = 0.0
+        self._pn = 0
 
     def add(self, x: float, y: float | None) -> None:
         if y is None or y != y:  # None or NaN
             return
-        self.xs.append(float(x))
-        self.ys.append(float(y))
         self.count += 1
         self.last = float(y)
-        if len(self.xs) >= self.cap:
-            self._compress()
+        self.last_x = float(x)
+        self._px += float(x)
+        self._py += float(y)
+        self._pn += 1
+        if self._pn >= self.stride:
+            self._xs.append(self._px / self._pn)
+            self._ys.append(self._py / self._pn)
+            self._px = self._py = 0.0
+            self._pn = 0
+            if len(self._xs) >= self.cap:
+                self._compress()
 
     def _compress(self) -> None:
-        half = (len(self.xs) // 2) & ~1
-        xs, ys = self.xs, self.ys
-        nx = [(xs[i] + xs[i + 1]) / 2 for i in range(0, half, 2)]
-        ny = [(ys[i] + ys[i + 1]) / 2 for i in range(0, half, 2)]
-        self.xs = nx + xs[half:]
-        self.ys = ny + ys[half:]
+        xs, ys = self._xs, self._ys
+        n = len(xs) & ~1
+        self._xs = [(xs[i] + xs[i + 1]) / 2 for i in range(0, n, 2)] + xs[n:]
+        self._ys = [(ys[i] + ys[i + 1]) / 2 for i in range(0, n, 2)] + ys[n:]
+        self.stride *= 2
+
+    @property
+    def xs(self) -> list[float]:
+        return self._xs if self.stride == 1 else self._xs + [self.last_x]
+
+    @property
+    def ys(self) -> list[float]:
+        return self._ys if self.stride == 1 else self._ys + [self.last]
 
     def __len__(self) -> int:
-        return len(self.xs)
+        return len(self._xs) + (0 if self.stride == 1 else 1)
 
 
 class EventTail:

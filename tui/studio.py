@@ -241,3 +241,28 @@ def dataset_summary(folder: Path) -> dict:
             pass
     out["clips"] = out["train"] + out["eval"]
     return out
+
+
+# flags that deserve a second look when their clip is still in the training set (docs/prep.md)
+REVIEW_FLAGS = ("noisy", "music", "reverb", "clipped", "duplicate_text", "low_confidence", "too_short", "too_long",
+                "other_speaker", "hallucination", "repeated_text", "empty_text")
+# flags that leave a clip out unless the user restored it in review
+RESTORED_FLAGS = ("other_speaker", "hallucination", "repeated_text", "empty_text")
+
+
+def flagged_in_training(folder: Path) -> dict[str, int]:
+    """How many clips still included in training carry each flag worth a warning
+    ({flag: count}, in REVIEW_FLAGS order; empty when none or no dataset.json)."""
+    try:
+        m = json.loads((Path(folder) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    counts = dict.fromkeys(REVIEW_FLAGS, 0)
+    for s in (m.get("segments") or []) if isinstance(m, dict) else []:
+        if s.get("excluded"):
+            continue
+        for f in s.get("flags") or []:
+            f = "duplicate_text" if f == "duplicate" else f
+            if f in counts:
+                counts[f] += 1
+    return {k: v for k, v in counts.items() if v}

@@ -20,6 +20,14 @@ class StudioScreen(Screen):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
+    def watch_focused(self, focused) -> None:
+        # keys 1-6 type into text fields: the step bar then shows F1-F6, which always work
+        from tui.app import text_focus
+
+        bars = self.query(StepBar)
+        if bars:
+            bars.first().set_fkeys(text_focus(self))
+
     @property
     def studio(self):
         return self.app.studio

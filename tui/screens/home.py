@@ -54,7 +54,7 @@ class HomeScreen(StudioScreen):
         t.add_column("best / clips", key="best", width=12)
         t.add_column("updated", key="updated")
         self.refresh_list()
-        self.set_interval(3.0, self.refresh_list)
+        self.set_interval(3.0, self._poll)
 
     def on_screen_resume(self) -> None:
         self.refresh_list()
@@ -62,6 +62,11 @@ class HomeScreen(StudioScreen):
     @on(ProjectChanged)
     def project_changed(self, message: ProjectChanged) -> None:
         self.refresh_list()
+
+    def _poll(self) -> None:
+        # the scan reads every run's events tail: only while Home is the screen shown
+        if self.app.current_mode == self.MODE:
+            self.refresh_list()
 
     @work(thread=True, exclusive=True, group="home-scan")
     def refresh_list(self) -> None:

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, Switch
 
+from engine import text_lang
 from engine.train import config as tc
 from tui.messages import GpuInfo, JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
@@ -40,6 +41,8 @@ GUIDE = {
     "precision": "Guide: float16 speeds up training on supported GPUs without a significant quality loss.",
     "early_stop_patience": "Guide: stop when the model stops improving for a few evaluations (best model kept).",
     "grad_clip": "Guide: limits gradient size to avoid erratic updates near a minimum.",
+    "language": "Built-in XTTS languages use coqui's text cleaning; a code added to the model by `xtts-ft vocab "
+                "extend --language CODE` uses the cleaner stored in its config.json (basic or none).",
 }
 
 
@@ -154,6 +157,9 @@ class ParamsScreen(StudioScreen):
         elif self.model_check is not None and self.model_check.get("folder") == raw["_model"] \
                 and not self.model_check.get("ok"):
             self.errors["_model"] = "files missing (see above)"
+        lang_err = self._language(raw, vals)[2]
+        if lang_err and "language" not in self.errors:
+            self.errors["language"] = lang_err
         run = Path(raw["_run"]).expanduser() if raw["_run"] else None
         if run is None:
             self.errors["_run"] = "a run folder is needed"
@@ -169,7 +175,34 @@ class ParamsScreen(StudioScreen):
         self.refresh_bindings()
         return vals
 
+    def _language(self, raw: dict, vals: dict) -> tuple[str, str, str | None]:
+        """(language, how its text is cleaned, error or None) for the chosen model: a built-in XTTS
+        language, or one the model declares (`xtts-ft vocab extend --language`)."""
+        from tui.studio import dataset_summary
+
+        lang = str(vals.get("language") or raw.get("language") or "").strip()
+        source = ""
+        if not lang:
+            ds = self.app.studio.dataset
+            lang = (dataset_summary(ds)["language"] if ds is not None else "") or "en"
+            source = " (from the dataset)" if ds is not None else " (default)"
+        model = raw.get("_model") or ""
+        extra = text_lang.extra_languages(Path(model).expanduser()) if model else {}
+        mc = self.model_check if self.model_check and self.model_check.get("folder") == model else None
+        langs = list((mc or {}).get("languages") or [])
+        if lang in extra:
+            how = {"basic": "basic cleaning (NFC, lower-case, spaces collapsed, quotes unified)",
+                   "none": "no cleaning (the text exactly as transcribed)"}.get(extra[lang], extra[lang])
+            return lang + source, f"added by vocab extend: {how}", None
+        if text_lang.is_builtin(lang):
+            if langs and lang not in langs and lang.split("-")[0] not in [x.split("-")[0] for x in langs]:
+                return lang + source, "", f"not in this model ({len(langs)} languages)"
+            return lang + source, "built-in: coqui's cleaning (numbers, abbreviations, symbols spelled out)", None
+        return (lang + source, "", "not built-in; extend the model: xtts-ft vocab extend --language " + lang)
+
     def _info(self, vals: dict) -> None:
+        from tui.studio import RESTORED_FLAGS, dataset_summary, flagged_in_training
+
         st = self.app.studio
         t = Text(no_wrap=True, overflow="ellipsis")
         ds = st.dataset
@@ -177,8 +210,6 @@ class ParamsScreen(StudioScreen):
         if ds is None:
             t.append("none: build one in 2 Prep\n", style="red")
         else:
-            from tui.studio import dataset_summary
-
             s = dataset_summary(ds)
             t.append(f"{ds.name}: {s['train']} train + {s['eval']} eval clips")
             if s["seconds"]:
@@ -186,6 +217,16 @@ class ParamsScreen(StudioScreen):
                 if s["seconds"] < 180:
                     t.append("  under the guide's 3 minutes", style="bold yellow")
             t.append("\n")
+            flagged = flagged_in_training(ds)
+            if flagged:
+                parts = [f"{n} {'restored ' if f in RESTORED_FLAGS else ''}{f.replace('_', ' ')}"
+                         for f, n in flagged.items()]
+                t.append("⚠ Flagged clips still in training: ", style="bold yellow")
+                t.append(", ".join(parts), style="yellow")
+                t.append("  (3 Review, f filters)\n", style="dim")
+            else:
+                t.append("Flags ", style="bold")
+                t.append("no flagged clip in training\n", style="green")
         b, a = vals.get("batch_size"), vals.get("grad_accum")
         t.append("Effective batch ", style="bold")
         t.append(f"{b} x {a} = {b * a}" if b and a else "–")
@@ -222,8 +263,18 @@ class ParamsScreen(StudioScreen):
                 t.append(f", {size / 1e9:.2f} GB")
             if langs:
                 t.append(f", {len(langs)} languages")
+            extra = text_lang.extra_languages(Path(mc.get("folder", "")).expanduser())
+            if extra:
+                t.append(f" (+{', '.join(extra)} from vocab extend)")
         else:
             t.append("✗ " + "; ".join(mc.get("problems", []))[:200], style="bold red")
+        lang, how, err = self._language(self.raw(), vals)
+        t.append("\nLanguage ", style="bold")
+        t.append(lang)
+        if err:
+            t.append(f"  ✗ {err}", style="bold red")
+        else:
+            t.append(f"  text: {how}", style="dim")
         self.query_one("#params-info", Static).update(t)
 
     @on(Input.Changed)

@@ -32,7 +32,18 @@ FIELDS = [
     ("max_seconds", "Max clip seconds", "11", "longest clip (XTTS trains on up to ~11.6 s)"),
     ("eval_fraction", "Eval share", "0.15", "share of clips kept for evaluation (0.05-0.5)"),
     ("target_lufs", "Loudness target LUFS", "-20", "normalisation target of every clip (-30..-10)"),
+    ("speaker_ref", "Speaker reference", "", "optional: a WAV of the target voice only; else the dominant "
+     "voice is the main one (--speaker-ref)"),
+    ("speaker_threshold", "Speaker threshold", "", "optional similarity 0-1 under which a clip is another "
+     "speaker; empty: adaptive, 0.70-0.88 (--speaker-threshold)"),
 ]
+SWITCH_HELP = {
+    "opt-normalize": "even out loudness across files (guide: consistent volume levels)",
+    "opt-denoise": "--denoise: noisereduce's spectral gating on every clip (offline); the report shows the "
+                   "clip SNR before and after. Sources are never modified",
+    "opt-speaker_check": "speaker check: clips that sound like another voice (interviewer, guest) are flagged "
+                         "other_speaker and left out; restore them in 3 Review (off: --no-speaker-check)",
+}
 
 
 def local_whisper() -> str | None:
@@ -73,6 +84,13 @@ def validate(values: dict) -> dict[str, str]:
         errs["whisper"] = "folder not found"
     if values.get("speaker") and not re.fullmatch(r"[\w .-]+", values["speaker"]):
         errs["speaker"] = "letters, digits, space . _ - only"
+    ref = str(values.get("speaker_ref", "") or "").strip()
+    if ref and not Path(ref).expanduser().is_file():
+        errs["speaker_ref"] = "file not found"
+    if str(values.get("speaker_threshold", "") or "").strip():
+        num("speaker_threshold", 0.0, 1.0)
+    if values.get("speaker_check") is False and (ref or str(values.get("speaker_threshold", "") or "").strip()):
+        errs.setdefault("speaker_ref" if ref else "speaker_threshold", "speaker check is off")
     return errs
 
 
@@ -136,9 +154,14 @@ class PrepScreen(StudioScreen):
                         yield Select([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
                                      value=saved.get("device", "auto"), allow_blank=False, id="opt-device",
                                      compact=True)
-                    with Horizontal(classes="frow"):
-                        yield Label("Normalise loudness", classes="flabel")
-                        yield Switch(value=bool(saved.get("normalize", True)), id="opt-normalize")
+                    for key, label, default, hint in (
+                            ("normalize", "Normalise loudness", True, "to the loudness target"),
+                            ("denoise", "Denoise clips", False, "--denoise: spectral gating, SNR before/after"),
+                            ("speaker_check", "Speaker check", True, "other voices flagged and left out")):
+                        with Horizontal(classes="frow"):
+                            yield Label(label, classes="flabel")
+                            yield Switch(value=bool(saved.get(key, default)), id=f"opt-{key}")
+                            yield Static(hint, classes="swhint")
                     yield Static(id="opt-help", classes="fhelp")
                     yield Button("Run prep (ctrl+r)", id="run-prep", variant="primary", compact=True)
             with TabPane("Progress", id="tab-progress"):
@@ -226,7 +249,8 @@ class PrepScreen(StudioScreen):
         v = {key: self.query_one(f"#opt-{key}", Input).value.strip() for key, *_ in FIELDS}
         for key in ("language", "transcripts", "device"):
             v[key] = self.query_one(f"#opt-{key}", Select).value
-        v["normalize"] = self.query_one("#opt-normalize", Switch).value
+        for key in ("normalize", "denoise", "speaker_check"):
+            v[key] = self.query_one(f"#opt-{key}", Switch).value
         v["sources"] = list(self.sources)
         return v
 
@@ -261,8 +285,7 @@ class PrepScreen(StudioScreen):
         helps = {f"opt-{k}": h for k, _l, _d, h in FIELDS}
         helps.update({"opt-language": "language of the speech (whisper and the text normaliser use it)",
                       "opt-transcripts": "use transcripts that come with the recordings, or always transcribe",
-                      "opt-device": "where whisper runs: float16 on CUDA, int8 on CPU",
-                      "opt-normalize": "even out loudness across files (guide: consistent volume levels)"})
+                      "opt-device": "where whisper runs: float16 on CUDA, int8 on CPU", **SWITCH_HELP})
         if wid == "opt-whisper" and local_whisper():
             helps[wid] = "faster-whisper name (downloads) or local folder; one is installed: " + local_whisper()
         if wid in helps and self.is_mounted:
@@ -302,6 +325,15 @@ class PrepScreen(StudioScreen):
             args += ["--speaker", v["speaker"]]
         if not v["normalize"]:
             args.append("--no-normalize")
+        if v["denoise"]:
+            args.append("--denoise")
+        if not v["speaker_check"]:
+            args.append("--no-speaker-check")
+        else:
+            if v["speaker_ref"]:
+                args += ["--speaker-ref", str(Path(v["speaker_ref"]).expanduser().resolve())]
+            if v["speaker_threshold"]:
+                args += ["--speaker-threshold", v["speaker_threshold"]]
         try:
             self.app.start_prep(args, out)
         except OSError as exc:
@@ -344,12 +376,16 @@ class PrepScreen(StudioScreen):
         self._report()
 
     def on_screen_resume(self) -> None:
+        self.drawn = -1
         self._report()
 
     def tick(self) -> None:
         m = self.app.prep_model
         if m.version == self.drawn:
             return
+        if self.app.current_mode != self.MODE and (m.state not in ("finished", "failed")
+                                                   or m.state == self.last_state):
+            return  # not shown: draw on return, but still say when a prep job ends
         with m.lock:
             self.drawn = m.version
             st = Text(no_wrap=True, overflow="ellipsis")

@@ -62,8 +62,8 @@ class ResultsScreen(StudioScreen):
 
     def tick(self) -> None:
         m = self.app.run_model
-        if m.version == self.drawn:
-            return
+        if m.version == self.drawn or self.app.current_mode != self.MODE:
+            return  # unchanged, or not shown (on_screen_resume catches up)
         with m.lock:
             self.drawn = m.version
             run = m.run

@@ -20,8 +20,10 @@ from tui.screens.base import StudioScreen
 from tui.widgets.dialogs import Choose, Prompt
 
 FILTERS = ["all", "flagged", "too_short", "too_long", "duplicate_text", "low_confidence", "hallucination",
-           "clipped", "dropped", "edited"]
-SORTS = ["source", "duration", "confidence", "flags"]
+           "clipped", "other_speaker", "noisy", "music", "reverb", "dropped", "edited"]
+SORTS = ["source", "duration", "confidence", "similarity", "snr", "flags"]
+# prep's cleaning checks (docs/prep.md): thresholds used to colour the numbers
+SIM_WARN, SNR_WARN = 0.80, 15.0
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -38,6 +40,50 @@ def player() -> list[str] | None:
         if shutil.which(cmd[0]):
             return cmd
     return None
+
+
+def _num(x, default: float) -> float:
+    return float(x) if isinstance(x, (int, float)) else default
+
+
+def sim_text(sim) -> Text:
+    if not isinstance(sim, (int, float)):
+        return Text("–", style="dim")
+    return Text(f"{sim:.2f}", style="bold yellow" if sim < SIM_WARN else "")
+
+
+def snr_text(snr) -> Text:
+    if not isinstance(snr, (int, float)):
+        return Text("–", style="dim")
+    return Text(">60" if snr >= 60 else f"{snr:.0f}", style="bold yellow" if snr < SNR_WARN else "")
+
+
+def cleaning_line(s: dict) -> Text:
+    """The measures behind the cleaning flags (docs/prep.md "Cleaning checks") on one line."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append("voice ", style="bold")
+    t.append_text(sim_text(s.get("speaker_similarity")))
+    t.append("  SNR ", style="bold")
+    before, after = s.get("snr_db_before"), s.get("snr_db")
+    if isinstance(before, (int, float)):
+        t.append_text(snr_text(before))
+        t.append("→")
+    t.append_text(snr_text(after))
+    t.append(" dB" if isinstance(after, (int, float)) else "")
+    if isinstance(s.get("speech_seconds"), (int, float)):
+        t.append("  speech ", style="bold")
+        t.append(f"{s['speech_seconds']:.1f}s")
+    p = s.get("pauses") or {}
+    if isinstance(p, dict) and any(isinstance(p.get(k), (int, float)) for k in ("early_db", "late_db", "flatness")):
+        t.append("  pause ", style="bold")
+        parts = []
+        for key, label, fmt in (("early_db", "early", "{:.0f}"), ("late_db", "late", "{:.0f}"),
+                                ("flatness", "flat", "{:.2f}"), ("t60_s", "T60", "{:.2f}s")):
+            v = p.get(key)
+            if isinstance(v, (int, float)):
+                parts.append(f"{label} {fmt.format(v)}")
+        t.append(" ".join(parts))
+    return t
 
 
 class ReviewScreen(StudioScreen):
@@ -73,8 +119,9 @@ class ReviewScreen(StudioScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#clips", DataTable)
-        for key, label, w in (("keep", "", 1), ("source", "source", 12), ("span", "start–end", 11),
-                              ("dur", "dur", 5), ("conf", "conf", 4), ("flags", "flags", 10), ("text", "text", 60)):
+        for key, label, w in (("keep", "", 1), ("source", "source", 10), ("span", "start–end", 11),
+                              ("dur", "dur", 4), ("conf", "conf", 4), ("sim", "sim", 4), ("snr", "SNR", 3),
+                              ("flags", "flags", 10), ("text", "text", 60)):
             t.add_column(label, key=key, width=w)
         self.load()
 
@@ -122,6 +169,10 @@ class ReviewScreen(StudioScreen):
             segs = sorted(segs, key=lambda s: float(s.get("duration") or 0))
         elif self.sort == "confidence":
             segs = sorted(segs, key=lambda s: float(s.get("confidence") or 0))
+        elif self.sort == "similarity":
+            segs = sorted(segs, key=lambda s: _num(s.get("speaker_similarity"), 9.0))
+        elif self.sort == "snr":
+            segs = sorted(segs, key=lambda s: _num(s.get("snr_db"), 999.0))
         else:
             segs = sorted(segs, key=lambda s: -len(s.get("flags", [])))
         return segs
@@ -139,11 +190,12 @@ class ReviewScreen(StudioScreen):
             style = "dim strike" if dropped else ""
             flags = ",".join(x.replace("_", " ") for x in s.get("flags", []))
             conf = s.get("confidence")
-            t.add_row(keep, Text(Path(str(names.get(s["source"], s["source"]))).stem[:12], style=style),
+            t.add_row(keep, Text(Path(str(names.get(s["source"], s["source"]))).stem[:10], style=style),
                       f"{float(s.get('start', 0)):.1f}–{float(s.get('end', 0)):.1f}",
                       f"{float(s.get('duration') or 0):.1f}",
                       Text(f"{conf:.2f}" if isinstance(conf, (int, float)) else "–",
                            style="yellow" if isinstance(conf, (int, float)) and conf < 0.6 else ""),
+                      sim_text(s.get("speaker_similarity")), snr_text(s.get("snr_db")),
                       Text(flags, style="yellow" if flags else ""), Text(s.get("text", ""), style=style),
                       key=s["id"])
         if keep_id:
@@ -205,9 +257,13 @@ class ReviewScreen(StudioScreen):
         t.append(s.get("text", "") + "\n")
         t.append("next  ", style="dim bold")
         t.append((nxt.get("text", "") if nxt else "(last clip of the source)") + "\n", style="dim")
+        t.append_text(cleaning_line(s))
+        t.append("\n")
         info = f"{s['id']} · {s.get('split', '?')} · {s.get('text_source', '')}"
         if s.get("excluded"):
-            info += f" · dropped: {s.get('exclude_reason', '')}"
+            info += f" · left out: {s.get('exclude_reason', '')} (d restores)"
+        elif "other_speaker" in s.get("flags", []):
+            info += " · restored: trained on although flagged other_speaker"
         t.append(info, style="italic")
         d.update(t)
 

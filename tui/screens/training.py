@@ -54,6 +54,14 @@ class TrainingScreen(StudioScreen):
         self.plot_interval = 1.0  # plots at most 1/s (the costly part); text and gauges at 4/s
         self._bind_key = None
         self._plot_dirty = False
+        self._shown: dict[str, object] = {}  # what each line shows now: unchanged lines are not re-rendered
+
+    def _put(self, wid: str, content) -> None:
+        """Update a one-line Static only when its content changed, without a layout pass."""
+        if self._shown.get(wid) == content:
+            return
+        self._shown[wid] = content
+        self.query_one(f"#{wid}", Static).update(content, layout=False)
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="train-body"):
@@ -75,6 +83,8 @@ class TrainingScreen(StudioScreen):
 
     def on_screen_resume(self) -> None:
         self.drawn_version = -1
+        self._plot_dirty = True
+        self.last_plot = 0.0
         self.tick()
 
     @on(ProjectChanged)
@@ -93,6 +103,8 @@ class TrainingScreen(StudioScreen):
         m = self.app.run_model
         if m.version == self.drawn_version and not self._plot_dirty:
             return
+        if self.app.current_mode != self.MODE:
+            return  # another screen is shown: catch up on return (on_screen_resume)
         with m.lock:
             changed = m.version != self.drawn_version
             self.drawn_version = m.version
@@ -119,9 +131,9 @@ class TrainingScreen(StudioScreen):
         if run is None:
             info.append("No run open. ", style="bold")
             info.append("Start one from 4 Params, or open one from 1 Home (o).")
-            self.query_one("#run-info", Static).update(info)
-            self.query_one("#run-progress", Static).update("")
-            self.query_one("#run-losses", Static).update("")
+            self._put("run-info", info)
+            self._put("run-progress", Text(""))
+            self._put("run-losses", Text(""))
             self.set_context("no run")
             self._gauges(m)
             return
@@ -134,7 +146,7 @@ class TrainingScreen(StudioScreen):
             info.append(f"  {reason}", style="red" if state == "failed" else "italic")
         if self.early_stop:
             info.append("  [early stop on]", style="bold magenta")
-        self.query_one("#run-info", Static).update(info)
+        self._put("run-info", info)
         self.set_context(f"run {run.name}")
 
         w = max(10, (self.size.width - 56) // 2)
@@ -150,7 +162,7 @@ class TrainingScreen(StudioScreen):
         prog.append(bar(st_frac, w), style="cyan")
         prog.append(f" {m.step}/{m.steps_per_epoch or '–'}  ")
         prog.append(f"gs {m.global_step}  {_f(per, 2)} s/step  ETA {fmt_duration(eta)}")
-        self.query_one("#run-progress", Static).update(prog)
+        self._put("run-progress", prog)
 
         ls = m.last_step
         los = Text(no_wrap=True, overflow="ellipsis")
@@ -166,7 +178,7 @@ class TrainingScreen(StudioScreen):
         los.append(f"  lr {ls.get('lr') or 0:.2e}" if ls.get("lr") is not None else "")
         if m.batch_size:
             los.append(f"  batch {m.batch_size}x{m.grad_accum or 1}", style="dim")
-        self.query_one("#run-losses", Static).update(los)
+        self._put("run-losses", los)
         self._gauges(m)
         self.query_one(TagLog).sync(m.log, m.log_seq)
 

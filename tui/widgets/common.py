@@ -21,7 +21,8 @@ TAG_STYLES = {
 
 
 class StepBar(Static):
-    """The wizard's steps on one line; the current one is highlighted; click or press 1-6."""
+    """The wizard's steps on one line; the current one is highlighted; click, press 1-6, or F1-F6.
+    While a text field has the focus, 1-6 are text: the bar then names F1-F6 instead."""
 
     DEFAULT_CSS = """
     StepBar { height: 1; width: 1fr; background: $panel; }
@@ -31,10 +32,17 @@ class StepBar(Static):
         super().__init__(**kw)
         self.current = current
         self.context = ""
+        self.fkeys = False
 
     def set_context(self, text: str) -> None:
-        self.context = text
-        self.update(self._markup())
+        if text != self.context:
+            self.context = text
+            self.update(self._markup(), layout=False)
+
+    def set_fkeys(self, on: bool) -> None:
+        if on != self.fkeys:
+            self.fkeys = on
+            self.update(self._markup(), layout=False)
 
     def on_mount(self) -> None:
         self.update(self._markup())
@@ -43,7 +51,7 @@ class StepBar(Static):
         t = Text(no_wrap=True, overflow="ellipsis")
         for mode, key, label in STEPS:
             style = "bold reverse" if mode == self.current else ""
-            t.append(f" {key} {label} ", style=style or None)
+            t.append(f" {'F' + key if self.fkeys else key} {label} ", style=style or None)
             t.append(" ")
         if self.context:
             t.append("│ ", style="dim")
@@ -55,7 +63,7 @@ class StepBar(Static):
         x = event.x
         pos = 0
         for mode, key, label in STEPS:
-            width = len(f" {key} {label} ") + 1
+            width = len(f" {'F' + key if self.fkeys else key} {label} ") + 1
             if pos <= x < pos + width:
                 self.app.action_goto(mode)
                 return
@@ -77,13 +85,20 @@ class Gauge(Static):
     Gauge { height: 1; width: 1fr; }
     """
 
+    shown = None
+
+    def _set(self, t: Text) -> None:
+        if t != self.shown:  # unchanged gauges are not re-rendered; one line: no layout pass
+            self.shown = t
+            self.update(t, layout=False)
+
     def show(self, label: str, used: float | None, total: float | None, unit: str = "GB",
              extra: str = "", message: str | None = None, warn_at: float = 0.9) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f"{label:<5}", style="bold")
         if message is not None or used is None or not total:
             t.append(message or "–", style="dim")
-            self.update(t)
+            self._set(t)
             return
         frac = used / total
         width = max(6, min(24, (self.size.width or 40) - 30))
@@ -94,7 +109,7 @@ class Gauge(Static):
             t.append(" !", style="bold red")
         if extra:
             t.append(f"  {extra}", style="dim")
-        self.update(t)
+        self._set(t)
 
 
 class AlertBanner(Static):
@@ -110,8 +125,14 @@ class AlertBanner(Static):
     AlertBanner.shown { display: block; }
     """
 
+    shown_key = None
+
     def show_alert(self, title: str, msg: str, advice: list[str] | None = None, level: str = "error",
                    hint: str = "x dismiss") -> None:
+        key = (title, msg, tuple(advice or ()), level, hint)
+        if key == self.shown_key and self.has_class("shown"):
+            return  # the same alert: no re-render, no layout pass
+        self.shown_key = key
         t = Text()
         t.append(f"⚠ {title.upper()} ", style="reverse bold")
         t.append(f" {msg}")
@@ -124,7 +145,8 @@ class AlertBanner(Static):
         self.update(t)
 
     def hide(self) -> None:
-        self.remove_class("shown")
+        if self.has_class("shown"):
+            self.remove_class("shown")
 
 
 class TagLog(RichLog):
@@ -149,8 +171,11 @@ class TagLog(RichLog):
             return
         lines = list(log)[-min(new, len(log)):]
         self.seen = seq
-        for level, tag, msg in lines:
-            self.write(format_log_line(level, tag, msg), scroll_end=True)
+        if not lines:
+            return
+        # one write for the whole batch: one refresh however many lines arrived since the last tick
+        batch = Text("\n", no_wrap=True).join(format_log_line(level, tag, msg) for level, tag, msg in lines)
+        self.write(batch, scroll_end=True)
 
 
 def format_log_line(level: str, tag: str, msg: str) -> Text:
