@@ -116,7 +116,7 @@ class XttsStudio(App):
         if self.query_gpu:
             self.query_gpu_info()
         else:
-            self.gpu = {"available": False, "reason": "not queried"}
+            self.gpu = {"gpu": {"available": False, "reason": "not queried"}, "ram": None}
         if self.studio.run:
             self.follow_run(self.studio.run)
         start = self._start or "home"
@@ -288,7 +288,8 @@ class XttsStudio(App):
                 action = binding.action
                 if screen.check_action(action.split("(")[0], ()) is False:
                     continue
-                yield SystemCommand(f"{binding.description}", f"{screen.__class__.__name__}: key {binding.key}",
+                yield SystemCommand(f"{binding.description}",
+                                    f"{binding.tooltip + ' · ' if binding.tooltip else ''}key {binding.key}",
                                     partial(self.run_action, action, screen))
 
     def action_quit(self) -> None:

@@ -176,3 +176,51 @@ def sync(fn):
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def add_cleaning(root: Path, denoise: bool = True) -> Path:
+    """Give a make_dataset() folder prep's cleaning results (docs/prep.md "Cleaning checks"): every
+    clip's speaker similarity, SNR (before/after denoise), speech seconds and pause measures; one
+    clip of another speaker (left out), one noisy, one with music under the speech."""
+    from engine import dataset as ds
+
+    m = json.loads((root / "dataset.json").read_text())
+    m["settings"].update({"denoise": denoise, "speaker_check": True, "speaker_threshold": None})
+    for i, s in enumerate(m["segments"]):
+        s["speaker_similarity"] = round(0.97 - 0.01 * i, 3)
+        s["snr_db"] = 38.0 + i
+        if denoise:
+            s["snr_db_before"] = 21.0 + i
+        s["speech_seconds"] = round(s["duration"] - 0.4, 2)
+        s["pauses"] = {"pauses": 1, "early_db": -41.0, "late_db": -55.0, "flatness": 0.42, "t60_s": None}
+    by_id = {s["id"]: s for s in m["segments"]}
+    other = by_id["beta_bbbb02_002"]
+    other.update(speaker_similarity=0.61, flags=sorted(set(other["flags"]) | {"other_speaker"}), excluded=True,
+                 exclude_reason="other_speaker")
+    noisy = by_id["alpha_aaaa01_002"]
+    noisy.update(snr_db=12.4, snr_db_before=6.0 if denoise else None, flags=sorted(set(noisy["flags"]) | {"noisy"}))
+    music = by_id["beta_bbbb02_001"]
+    music["pauses"] = {"pauses": 1, "early_db": -28.0, "late_db": -31.0, "flatness": 0.08, "t60_s": None}
+    music["flags"] = sorted(set(music["flags"]) | {"music"})
+    m["warnings"] = [{"tag": "AUDIO", "msg": "1 clip(s) sound like another speaker (similarity under 0.80); left out "
+                      "of training, flag other_speaker", "code": "other_speaker"},
+                     {"tag": "AUDIO", "msg": "beta_bbbb02.wav: music or sound effects under the speech in 1 clip(s)",
+                      "code": "music"}]
+    ds.save(root, m)
+    return root
+
+
+def extended_model(folder: Path, code: str = "tlh", cleaner: str = "basic") -> Path:
+    """A model folder as `xtts-ft vocab extend --language CODE` leaves it, as far as the studio
+    reads it: config.json with the extra language (the weights are placeholders)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"model": "xtts", "model_args": {"gpt_layers": 2}, "languages": ["en", "de", code],
+           "xtts_ft": {"extra_languages": {code: cleaner}}}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "vocab.json").write_text(json.dumps({"model": {"vocab": {}}}))
+    import zipfile
+
+    for name in ("model.pth", "mel_stats.pth", "speakers_xtts.pth", "dvae.pth"):
+        with zipfile.ZipFile(folder / name, "w") as zf:  # torch.save's layout, as far as check-model looks
+            zf.writestr(f"{name[:-4]}/data.pkl", b"placeholder")
+    return folder

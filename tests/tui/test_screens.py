@@ -187,3 +187,96 @@ async def test_attach_stop_resume_follow_to_the_end(workspace, tiny_model, datas
         await pilot.press("6")
         await until(pilot, lambda: len(app.screen.rows) >= 2, what="results")
     wait_for(lambda: not (run / "process.json").exists() or True, timeout=1)
+
+
+@sync
+async def test_review_cleaning_flags_and_restoring_another_speaker(workspace):
+    """Issue 8: the cleaning flags are filters, similarity/SNR are shown, an other_speaker clip can be
+    restored (it then reaches the CSVs) and the parameters screen warns that it is in training."""
+    from helpers import add_cleaning
+
+    from tui.screens.review import FILTERS
+
+    ds = add_cleaning(make_dataset(workspace / "datasets" / "voice"))
+    seg = lambda sid: next(s for s in json.loads((ds / "dataset.json").read_text())["segments"]  # noqa: E731
+                           if s["id"] == sid)
+    assert "good voices" not in (ds / "metadata_train.csv").read_text() + (ds / "metadata_eval.csv").read_text()
+    app = make_app(root=workspace, dataset=ds, start="review", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "review" and len(app.screen.rows) == 6)
+        scr = app.screen
+        for flag in ("other_speaker", "noisy", "music", "reverb"):
+            assert flag in FILTERS
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        opts = [str(o.prompt) for o in app.screen.query_one("#choose-list").options]
+        assert "other speaker (1)" in opts and "noisy (1)" in opts and "music (1)" in opts and "reverb (0)" in opts
+        await pilot.press(*["down"] * FILTERS.index("other_speaker"), "enter")
+        await until(pilot, lambda: scr.filter == "other_speaker" and len(scr.rows) == 1)
+        detail = str(scr.query_one("#clip-detail").render())
+        assert "0.61" in detail and "left out: other_speaker" in detail
+        await pilot.press("d")  # restore
+        await until(pilot, lambda: not seg("beta_bbbb02_002")["excluded"], what="restore saved")
+        assert "other_speaker" in seg("beta_bbbb02_002")["flags"]
+        csvs = (ds / "metadata_train.csv").read_text() + (ds / "metadata_eval.csv").read_text()
+        assert "good voices need clean recordings" in csvs
+        await pilot.press("f4")
+        await until(pilot, lambda: app.current_mode == "params")
+        info = str(app.screen.query_one("#params-info").render())
+        assert "Flagged clips still in training" in info
+        assert "1 restored other speaker" in info and "1 noisy" in info and "1 music" in info
+
+
+@sync
+async def test_params_accept_a_language_added_by_vocab_extend(workspace):
+    """Issue 6: a code that is not an XTTS language is accepted when the model declares it, with
+    its text cleaning stated; refused (with the way out) otherwise."""
+    from helpers import extended_model
+
+    ds = make_dataset(workspace / "datasets" / "voice")
+    model = extended_model(workspace / "models" / "xtts" / "tiny-tlh", code="tlh", cleaner="none")
+    app = make_app(root=workspace, dataset=ds, start="params", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "params")
+        scr = app.screen
+        scr.query_one("#p-_model").value = str(model)
+        scr.query_one("#p-language").value = "tlh"
+        await pilot.pause(0.3)
+        assert "language" not in scr.errors
+        info = str(scr.query_one("#params-info").render())
+        assert "Language tlh" in info and "no cleaning" in info
+        scr.query_one("#p-language").value = "qya"
+        await pilot.pause(0.3)
+        assert "vocab extend --language qya" in scr.errors["language"]
+        scr.query_one("#p-language").value = ""
+        await pilot.pause(0.3)
+        assert "language" not in scr.errors  # the dataset's (en): built in
+        assert "coqui's cleaning" in str(scr.query_one("#params-info").render())
+
+
+@sync
+async def test_keys_in_text_fields(workspace):
+    """1-6 and q type into a text field; there F1-F6 switch screens, ctrl+q quits, and the footer
+    and step bar say so."""
+    from textual.widgets import Input
+
+    app = make_app(root=workspace, start="params", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "params")
+        scr = app.screen
+        field = scr.query_one("#p-epochs", Input)
+        field.focus()
+        await pilot.pause(0.2)
+        await pilot.press("end", "2", "q")
+        assert app.current_mode == "params" and field.value.endswith("2q")
+        keys = {b.key for b in (x.binding for x in scr.active_bindings.values()) if b.show
+                and scr.app.check_action(b.action, ()) is not False}
+        assert "ctrl+q" in keys and "q" not in keys
+        assert "F2 Prep" in str(scr.query_one("#stepbar").render())
+        await pilot.press("f2")
+        await until(pilot, lambda: app.current_mode == "prep")
+        await pilot.press("f1")
+        await until(pilot, lambda: app.current_mode == "home")
+        assert "1 Home" in str(app.screen.query_one("#stepbar").render())
+        await pilot.press("4")  # no text field here: digits switch
+        await until(pilot, lambda: app.current_mode == "params")

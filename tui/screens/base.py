@@ -15,7 +15,7 @@ class StudioScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StepBar(self.MODE, id="stepbar")
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)  # compact: the keys fit 80 columns
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -28,7 +28,8 @@ STATE_STYLE = {"training": "bold green", "preparing": "cyan", "stopping": "yello
 class HomeScreen(StudioScreen):
     MODE = "home"
     BINDINGS = [
-        Binding("enter", "open", "Open", id="home.open", show=True),
+        # priority: the table's own Enter would hide this one from the footer
+        Binding("enter", "open", "Open", id="home.open", show=True, priority=True),
         Binding("a", "attach", "Attach", id="home.attach"),
         Binding("n", "new", "New project", id="home.new"),
         Binding("t", "train", "Train it", id="home.train"),
@@ -48,9 +49,9 @@ class HomeScreen(StudioScreen):
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
         t.add_column("", key="kind", width=2)
-        t.add_column("name", key="name", width=24)
+        t.add_column("name", key="name", width=20)  # the columns fit 80 columns (no sideways scrolling)
         t.add_column("state", key="state", width=10)
-        t.add_column("progress", key="progress", width=16)
+        t.add_column("progress", key="progress", width=14)
         t.add_column("best / clips", key="best", width=12)
         t.add_column("updated", key="updated")
         self.refresh_list()
@@ -123,8 +124,9 @@ class HomeScreen(StudioScreen):
         n_alive = sum(1 for r in rows if r["kind"] == "run" and r["summary"].get("alive"))
         head = Text()
         head.append(f"Workspace {self.app.studio.root}", style="bold")
-        head.append(f"  ·  {sum(r['kind'] == 'dataset' for r in rows)} projects, "
-                    f"{sum(r['kind'] == 'run' for r in rows)} runs, {n_alive} running")
+        n_ds, n_runs = sum(r["kind"] == "dataset" for r in rows), sum(r["kind"] == "run" for r in rows)
+        head.append(f"  ·  {n_ds} project{'s' * (n_ds != 1)}, {n_runs} run{'s' * (n_runs != 1)}, "
+                    f"{n_alive} running")
         self.query_one("#home-head", Static).update(head)
         if not rows:
             self.query_one("#home-detail", Static).update(

@@ -188,7 +188,7 @@ class PrepScreen(StudioScreen):
         self._show_sources()
         self.query_one(SourceTree).focus()
         t = self.query_one("#report-table", DataTable)
-        for col in ("file", "dur", "rate", "ch", "LUFS", "peak", "clip %", "SNR", "speech"):
+        for col in ("file", "dur", "rate", "ch", "LUFS", "peak", "clip %", "SNR", "clip SNR", "speech"):
             t.add_column(col, key=col)
         self.set_interval(0.25, self.tick)
         self._report()
@@ -434,14 +434,87 @@ class PrepScreen(StudioScreen):
             return
         text.update(quality_report(d, m))
         table.clear()
+        per_source = clip_snr_by_source(m)
         for s in m.get("sources", []):
             q = s.get("quality") or {}
+            before, after = per_source.get(s.get("id"), (None, None))
             table.add_row(Text(str(s.get("name", "?"))[:28]), f"{s.get('duration', 0):.1f}",
                           f"{s.get('sample_rate', 0) / 1000:g}k", str(s.get("channels", "")),
                           f"{q.get('lufs', float('nan')):.1f}", f"{q.get('peak_dbfs', float('nan')):.1f}",
                           f"{(q.get('clipping_ratio') or 0) * 100:.2f}",
                           (">60" if (q.get("snr_db") or 0) >= 60 else f"{q.get('snr_db') or 0:.0f}"),
-                          f"{q.get('speech_seconds') or 0:.1f}")
+                          snr_pair(before, after), f"{q.get('speech_seconds') or 0:.1f}")
+
+
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def clip_snr_by_source(m: dict) -> dict[str, tuple[float | None, float | None]]:
+    """Median clip SNR per source: (before denoise or None, as the clips are now)."""
+    out = {}
+    for src in m.get("sources", []):
+        segs = [s for s in m.get("segments", []) if s.get("source") == src.get("id")]
+        before = [s["snr_db_before"] for s in segs if isinstance(s.get("snr_db_before"), (int, float))]
+        after = [s["snr_db"] for s in segs if isinstance(s.get("snr_db"), (int, float))]
+        out[src.get("id")] = (_median(before), _median(after))
+    return out
+
+
+def snr_pair(before: float | None, after: float | None) -> str:
+    def f(x):
+        return ">60" if x >= 60 else f"{x:.0f}"
+
+    if after is None:
+        return "–"
+    return f"{f(before)}→{f(after)}" if before is not None else f(after)
+
+
+def cleaning_report(m: dict) -> Text:
+    """The cleaning checks (docs/prep.md): speaker similarity, clip SNR before/after denoise,
+    music and reverb, with how many clips each flag hit."""
+    t = Text()
+    segs = m.get("segments", [])
+    settings = m.get("settings") or {}
+    count = {f: sum(1 for s in segs if f in (s.get("flags") or [])) for f in ("other_speaker", "noisy", "music",
+                                                                             "reverb")}
+    sims = [s["speaker_similarity"] for s in segs if isinstance(s.get("speaker_similarity"), (int, float))]
+    t.append("Speaker check: ", style="bold")
+    if settings.get("speaker_check") is False:
+        t.append("off\n", style="dim")
+    elif sims:
+        out = sum(1 for s in segs if "other_speaker" in (s.get("flags") or []) and s.get("excluded"))
+        back = count["other_speaker"] - out
+        t.append(f"similarity {min(sims):.2f}–{max(sims):.2f}")
+        if settings.get("speaker_threshold") is not None:
+            t.append(f", threshold {settings['speaker_threshold']:.2f}")
+        t.append(f"; {count['other_speaker']} other_speaker", style="yellow" if count["other_speaker"] else "")
+        if count["other_speaker"]:
+            t.append(f" ({out} left out, {back} restored)", style="yellow")
+        t.append("\n")
+    else:
+        t.append("no similarities recorded\n", style="dim")
+    before = [s["snr_db_before"] for s in segs if isinstance(s.get("snr_db_before"), (int, float))]
+    after = [s["snr_db"] for s in segs if isinstance(s.get("snr_db"), (int, float))]
+    t.append("Clip SNR: ", style="bold")
+    if after:
+        if before:
+            t.append(f"median {_median(before):.0f} dB before denoise → {_median(after):.0f} dB after; ")
+        else:
+            t.append(f"median {_median(after):.0f} dB, worst {min(after):.0f} dB"
+                     + ("" if settings.get("denoise") else " (not denoised)") + "; ")
+        t.append(f"{count['noisy']} noisy (< 15 dB)\n", style="yellow" if count["noisy"] else "")
+    else:
+        t.append("not measured\n", style="dim")
+    t.append("Music / effects: ", style="bold")
+    t.append(f"{count['music']} clip(s)", style="yellow" if count["music"] else "")
+    t.append("   Reverb: ", style="bold")
+    t.append(f"{count['reverb']} clip(s)\n", style="yellow" if count["reverb"] else "")
+    return t
 
 
 def quality_report(folder: Path, m: dict) -> Text:
@@ -476,8 +549,9 @@ def quality_report(folder: Path, m: dict) -> Text:
     snrs = [s["quality"]["snr_db"] for s in srcs if (s.get("quality") or {}).get("snr_db") is not None]
     if snrs:
         lo = min(snrs)
-        t.append(f"SNR: worst {lo:.0f} dB\n" if lo < 60 else "SNR: >60 dB in every file\n",
+        t.append(f"Source SNR: worst {lo:.0f} dB\n" if lo < 60 else "Source SNR: >60 dB in every file\n",
                  style="yellow" if lo < 25 else "")
+    t.append_text(cleaning_report(m))
     warns = m.get("warnings", [])
     if warns:
         t.append(f"Warnings ({len(warns)}):\n", style="bold yellow")

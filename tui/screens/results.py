@@ -47,7 +47,7 @@ class ResultsScreen(StudioScreen):
         for key, w in (("checkpoint", 28), ("step", 6), ("epoch", 5), ("eval loss", 9), ("size", 8), ("why", 10)):
             c.add_column(key, key=key, width=w)
         s = self.query_one("#samples", DataTable)
-        for key, w in (("variant", 10), ("file", 30), ("text", 40)):
+        for key, w in (("variant", 10), ("file", 24), ("text", 32)):  # fits 80 columns
             s.add_column(key, key=key, width=w)
         self.set_interval(1.0, self.tick)
         self.tick()

@@ -24,6 +24,9 @@ FILTERS = ["all", "flagged", "too_short", "too_long", "duplicate_text", "low_con
 SORTS = ["source", "duration", "confidence", "similarity", "snr", "flags"]
 # prep's cleaning checks (docs/prep.md): thresholds used to colour the numbers
 SIM_WARN, SNR_WARN = 0.80, 15.0
+SHORT_FLAGS = {"too_short": "short", "too_long": "long", "duplicate_text": "dup", "duplicate": "dup",
+               "low_confidence": "lowconf", "hallucination": "halluc", "repeated_text": "repeat",
+               "empty_text": "empty", "clipped": "clip", "other_speaker": "voice?", "retranscribed": "re-asr"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -89,9 +92,9 @@ def cleaning_line(s: dict) -> Text:
 class ReviewScreen(StudioScreen):
     MODE = "review"
     BINDINGS = [
-        Binding("e", "edit", "Edit text", id="review.edit"),
-        Binding("d", "drop", "Drop/restore", id="review.drop"),
-        Binding("m", "merge", "Merge next", id="review.merge"),
+        Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the transcript"),
+        Binding("d", "drop", "Drop/keep", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
+        Binding("m", "merge", "Merge", id="review.merge", tooltip="Merge with the next clip of the source"),
         Binding("s", "split", "Split", id="review.split"),
         Binding("u", "undo", "Undo", id="review.undo"),
         Binding("p", "play", "Play", id="review.play"),
@@ -127,6 +130,23 @@ class ReviewScreen(StudioScreen):
 
     def on_screen_resume(self) -> None:
         self.load()
+
+    def on_resize(self) -> None:
+        self._fit_text_column()
+
+    def _fit_text_column(self) -> None:
+        """The text column takes what is left of the width (the detail pane shows it all), so the
+        table never scrolls sideways."""
+        t = self.query_one("#clips", DataTable)
+        col = t.columns.get("text")
+        if col is None or not t.size.width:
+            return
+        others = sum(c.width for k, c in t.columns.items() if k != "text")
+        width = max(12, t.size.width - others - 2 * len(t.columns) - 2)
+        if col.width != width:
+            col.width = width
+            col.auto_width = False
+            t.refresh(layout=True)
 
     @on(ProjectChanged)
     def _project(self, message: ProjectChanged) -> None:
@@ -188,7 +208,7 @@ class ReviewScreen(StudioScreen):
             dropped = bool(s.get("excluded"))
             keep = Text("✗", style="bold red") if dropped else Text("✓", style="green")
             style = "dim strike" if dropped else ""
-            flags = ",".join(x.replace("_", " ") for x in s.get("flags", []))
+            flags = ",".join(SHORT_FLAGS.get(x, x) for x in s.get("flags", []))
             conf = s.get("confidence")
             t.add_row(keep, Text(Path(str(names.get(s["source"], s["source"]))).stem[:10], style=style),
                       f"{float(s.get('start', 0)):.1f}–{float(s.get('end', 0)):.1f}",
@@ -203,6 +223,7 @@ class ReviewScreen(StudioScreen):
                 if s["id"] == keep_id:
                     t.move_cursor(row=i)
                     break
+        self._fit_text_column()
         self._head()
         self._detail()
         self.refresh_bindings()

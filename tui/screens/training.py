@@ -219,7 +219,8 @@ class TrainingScreen(StudioScreen):
         else:
             lines = [("train text_ce", m.train_text, "cyan"), ("eval text_ce", m.eval_text, "orange")]
             marks = []
-        loss.draw(lines, marks=marks, title=f"loss: {which} (c: next)")
+        legend = f"train ⣿ eval • {'best * ' if marks else ''}"
+        loss.draw(lines, marks=marks, title=f"loss {which}: {legend}(c: next)")
         self.query_one("#lr-chart", Curves).draw([("lr", m.lr, "magenta")], title="learning rate", sci=True)
 
     def _alerts(self, m) -> None:

@@ -127,7 +127,7 @@ class Curves(PlotextPlot):
         ylo, yhi = min(ys_all), max(ys_all)
         if ylog:
             ylo, yhi = math.log10(ylo), math.log10(yhi)
-        y0, y1, yt = nice_axis(ylo, yhi, ticks=3)
+        y0, y1, yt = nice_axis(ylo, yhi, ticks=4)
         ygrid = 2 * rows / ((y1 - y0) or 1.0)
         reduced = []
         sig_lines = []
@@ -146,13 +146,16 @@ class Curves(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         plt.title(title)
-        for label, color, rx, ry in reduced:
+        # no plotext legend: it sits on the top-left corner, where a loss curve starts. The caller's
+        # title names the lines; their markers differ, so they stay apart without colour (NO_COLOR)
+        for i, (label, color, rx, ry) in enumerate(reduced):
+            marker = "braille" if i == 0 else "dot"
             if len(rx) == 1:
-                plt.scatter(rx, ry, label=label, color=color, marker="dot")
+                plt.scatter(rx, ry, color=color, marker="dot")
             else:
-                plt.plot(rx, ry, label=label, color=color, marker="braille")
+                plt.plot(rx, ry, color=color, marker=marker)
         if marks:
-            plt.scatter([m[0] for m in marks], [m[1] for m in marks], label="best", color="green", marker="*")
+            plt.scatter([m[0] for m in marks], [m[1] for m in marks], color="green", marker="*")
         xstep = xt[1] - xt[0] if len(xt) > 1 else 1.0
         plt.xlim(x0, x1)
         plt.xticks(xt, [fmt_tick(t, xstep) for t in xt])

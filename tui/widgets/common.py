@@ -135,11 +135,11 @@ class AlertBanner(Static):
         self.shown_key = key
         t = Text()
         t.append(f"⚠ {title.upper()} ", style="reverse bold")
+        if hint:  # first, so a long message never pushes it out of the banner
+            t.append(f" [{hint}]", style="italic")
         t.append(f" {msg}")
         for a in advice or []:
             t.append(f"\n • {a}")
-        if hint:
-            t.append(f"  [{hint}]", style="italic")
         self.set_class(level != "error", "warning")
         self.add_class("shown")
         self.update(t)
