@@ -51,7 +51,7 @@ class TrainingScreen(StudioScreen):
         self.notified = 0
         self.banner_dismissed_ts = None
         self.last_plot = 0.0
-        self.plot_interval = 1.0  # plots at most 1/s (the costly part); text and gauges at 4/s
+        self.plot_interval = 1.0  # plots at most 1/s (the costly part); text and gauges at 2/s
         self._bind_key = None
         self._plot_dirty = False
         self._shown: dict[str, object] = {}  # what each line shows now: unchanged lines are not re-rendered
@@ -78,7 +78,7 @@ class TrainingScreen(StudioScreen):
             yield TagLog(id="train-log")
 
     def on_mount(self) -> None:
-        self.set_interval(0.25, self.tick)
+        self.set_interval(0.5, self.tick)  # text 2/s, plots at most 1/s: a few redraws per second
         self.tick()
 
     def on_screen_resume(self) -> None:
