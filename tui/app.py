@@ -259,7 +259,9 @@ class XttsStudio(App):
         import sys
 
         code = ("import json; from engine.gpu import gpu_info, ram_sample; "
-                "print(json.dumps({'gpu': gpu_info(), 'ram': ram_sample()}))")
+                "g = gpu_info(); "
+                "g.get('available') and g.update(count=__import__('torch').cuda.device_count()); "
+                "print(json.dumps({'gpu': g, 'ram': ram_sample()}))")
         pkg_root = str(Path(__file__).resolve().parents[1])
         try:
             p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,

@@ -159,6 +159,9 @@ class RunModel:
         self.pending_alerts: deque = deque(maxlen=20)  # not yet notified by the UI
         self.banner: dict | None = None  # the alert the banner shows until dismissed
         self.gpu: dict | None = None
+        self.gpus: list[dict] | None = None  # distributed runs: one sample per rank / GPU
+        self.world_size = 1  # processes of a distributed run (preflight `distributed` / resources)
+        self.backend: str | None = None
         self.ram: dict | None = None
         self.gpu_preflight: dict | None = None
         self.device: str | None = None
@@ -220,13 +223,23 @@ class RunModel:
         elif t == "resources":
             self.gpu = e.get("gpu") if isinstance(e.get("gpu"), dict) else None
             self.ram = e.get("ram") if isinstance(e.get("ram"), dict) else None
-            g = self.gpu or {}
-            if g.get("available") and g.get("total_mb") and g.get("used_mb") is not None:
-                frac = g["used_mb"] / g["total_mb"]
+            gpus = e.get("gpus")
+            if isinstance(gpus, list):
+                self.gpus = [g for g in gpus if isinstance(g, dict)] or None
+            if isinstance(e.get("world_size"), int) and e["world_size"] > 0:
+                self.world_size = e["world_size"]
+            full = []
+            for g in self.gpus or [self.gpu or {}]:
+                if g.get("available") and g.get("total_mb") and g.get("used_mb") is not None:
+                    full.append((g["used_mb"] / g["total_mb"], g))
+            if full:
+                frac, g = max(full, key=lambda x: x[0])
                 if frac >= 0.97 and not self._vram_alerted:
                     self._vram_alerted = True
+                    which = f"GPU {g.get('index')}: " if self.gpus and len(self.gpus) > 1 else ""
                     self._alert({"kind": "vram_full", "level": "warning",
-                                 "msg": f"VRAM {g['used_mb'] / 1024:.1f} of {g['total_mb'] / 1024:.1f} GB used"}, ts)
+                                 "msg": f"{which}VRAM {g['used_mb'] / 1024:.1f} of {g['total_mb'] / 1024:.1f} GB used"},
+                                ts)
                 elif frac < 0.9:
                     self._vram_alerted = False
         elif t == "log":
@@ -286,6 +299,10 @@ class RunModel:
         elif t == "preflight":
             check = str(e.get("check"))
             self.preflight[check] = e
+            if check == "distributed":
+                if isinstance(e.get("world_size"), int) and e["world_size"] > 0:
+                    self.world_size = e["world_size"]
+                self.backend = e.get("backend") or self.backend
             if check == "gpu":
                 self.gpu_preflight = e.get("gpu") if isinstance(e.get("gpu"), dict) else None
                 self.device = e.get("device")

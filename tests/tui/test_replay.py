@@ -149,3 +149,24 @@ def test_torn_last_line_is_left_for_later(tmp_path):
     with open(p, "a") as fh:
         fh.write('ep","global_step":1}\n')
     assert [e["type"] for e in t.poll()] == ["step"]
+
+
+@sync
+async def test_replay_two_gpus_one_gauge_each(workspace):
+    """A distributed run (hand-made from docs/events.md: --gpus 0,1, batch 4 per GPU, accumulation 2):
+    one VRAM gauge per GPU from the `gpus` list of `resources`, the effective batch in the losses line."""
+    from tui.widgets.common import Gauge
+
+    run = install_run("multi_gpu_run", workspace / "runs" / "duo")
+    app = make_app(root=workspace, run=run, start="train", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        m = app.run_model
+        await settle(app, pilot, lambda: m.state == "finished" and not m.replaying)
+        assert m.world_size == 2 and len(m.gpus) == 2
+        gauges = [g for g in app.screen.query(Gauge) if g.id != "ram"]
+        texts = [str(g.render()) for g in gauges]
+        assert len(gauges) == 2, texts
+        assert texts[0].startswith("GPU0") and texts[1].startswith("GPU1")
+        assert "17.0/24.0 GB" in texts[0] and "16.6/24.0 GB" in texts[1] and "96%" in texts[0]
+        assert "RAM" in str(app.screen.query_one("#ram").render())
+        assert "batch 4 x 2 GPUs x 2 = 16" in screen_text(app)

@@ -117,6 +117,61 @@ async def test_params_validate_as_you_type(workspace, tiny_model):
         assert "six files found" in str(scr.query_one("#params-info").render())
 
 
+@sync
+async def test_params_memory_estimate_and_several_gpus(workspace):
+    """The engine's estimator (engine.train.memory) decides the verdict and the largest batch; a GPU
+    size can be picked without a GPU; --gpus makes the batch per GPU (effective batch, LR advice)."""
+    from engine.train import memory as tm
+
+    ds = make_dataset(workspace / "datasets" / "voice")
+    app = make_app(root=workspace, dataset=ds, start="params", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "params")
+        scr = app.screen
+        info = lambda: str(scr.query_one("#params-info").render())  # noqa: E731
+        # no GPU: the estimate is for the guide's 12 GB until a size is picked
+        assert "none found" in info() and "= 12 GB (no GPU)" in str(scr.query_one("#e-_vram").render())
+        # the guide's configuration: batch 8, 11 s clips, defaults (bf16, checkpointing auto) fit 12 GiB
+        scr.query_one("#p-batch_size").value = "8"
+        await pilot.pause(0.2)
+        fit = tm.largest_batch(12 * tm.GiB, 11.0, precision="bf16", grad_checkpointing=True)
+        assert "✓ fits" in info() and "grad ckpt on (auto)" in info() and f"max batch {fit}" in info()
+        # checkpointing off at batch 16 does not fit 12 GiB; the largest batch then is the engine's
+        scr.query_one("#p-grad_checkpointing").value = "off"
+        scr.query_one("#p-batch_size").value = "16"
+        await pilot.pause(0.2)
+        e = tm.estimate(16, 11.0, precision="bf16", grad_checkpointing=False)
+        lb = tm.largest_batch(12 * tm.GiB, 11.0, precision="bf16", grad_checkpointing=False)
+        assert e["gpu_bytes"] > 12 * tm.GiB and 0 < lb < 16
+        assert "✗ does not fit" in info() and f"peak ~{e['gpu_bytes'] / tm.GiB:.1f} of 12 GiB" in info()
+        assert f"max batch {lb}" in info()
+        # a bigger card picked by hand: fits, and the memory options change the estimate (fp32, no fused AdamW)
+        scr.query_one("#p-_vram").value = "48"
+        await pilot.pause(0.2)
+        assert "✓ fits" in info() and "of 48 GiB" in info()
+        scr.query_one("#p-precision").value = "fp32"
+        scr.query_one("#p-fused_adamw").value = False
+        await pilot.pause(0.2)
+        e = tm.estimate(16, 11.0, precision="fp32", grad_checkpointing=False, optimizer="adamw-foreach")
+        assert f"peak ~{e['gpu_bytes'] / tm.GiB:.1f} of 48 GiB" in info()
+        # every memory option of the engine is in the form
+        for name in ("precision", "grad_checkpointing", "tanh_gelu", "fused_adamw", "frozen_off_gpu", "adamw_8bit",
+                     "gpus"):
+            assert scr.query_one(f"#p-{name}") is not None
+        # two GPUs (as the GPU query reports them): batch per GPU, effective batch and the LR advice
+        app.gpu = {"gpu": {"available": True, "name": "RTX A5000", "total_mb": 24564.0, "count": 2}}
+        scr.query_one("#p-_vram").value = "auto"
+        scr.query_one("#p-batch_size").value = "4"
+        scr.query_one("#p-grad_accum").value = "2"
+        scr.query_one("#p-gpus").value = "0,1"
+        await pilot.pause(0.2)
+        assert "4 per GPU x 2 GPUs x 2 = 16" in info() and "LR: try 1e-05" in info()
+        assert "Memory per GPU ✓ fits" in info() and "of 24 GiB" in info()
+        scr.query_one("#p-gpus").value = "0,2"
+        await pilot.pause(0.2)
+        assert "only 2 GPU(s) visible" in scr.errors["gpus"]
+
+
 @pytest.mark.slow
 @sync
 async def test_prep_on_a_small_generated_set(workspace, tmp_path):

@@ -1,6 +1,8 @@
 """Parameters: the guide's presets, every engine option (engine.train.config.OPTIONS) with its help,
-validated as you type; effective batch, the base-model check (the six files), a VRAM fit hint and
-the GPU found. ctrl+r starts `xtts-ft train ... --detach` and opens the Training screen."""
+validated as you type; effective batch (per-GPU batch x GPUs x accumulation, with the learning-rate
+advice of engine.train.distributed), the base-model check (the six files), the GPU found, and the
+engine's memory estimate (engine.train.memory): will the chosen batch, clip length, precision and
+memory options fit the GPU (or a GPU size picked here), the estimated peak and the largest batch that fits. ctrl+r starts `xtts-ft train ... --detach` and opens the Training screen."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from textual.widgets import Input, Label, Select, Static, Switch
 
 from engine import text_lang
 from engine.train import config as tc
+from engine.train import distributed as td
+from engine.train import memory as tm
 from tui.messages import GpuInfo, JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
 
@@ -41,20 +45,46 @@ GUIDE = {
     "precision": "Guide: float16 speeds up training on supported GPUs without a significant quality loss.",
     "early_stop_patience": "Guide: stop when the model stops improving for a few evaluations (best model kept).",
     "grad_clip": "Guide: limits gradient size to avoid erratic updates near a minimum.",
+    "gpus": "Batch size is per GPU: effective batch = per-GPU batch x GPUs x accumulation. The guide's learning "
+            "rates were found with single-GPU batches (~4): above 8, scale --lr by the square root of the "
+            "batch ratio (with warm-up steps) or train more epochs.",
+    "grad_checkpointing": "The memory line above says whether auto turns it on for the GPU (size) chosen; its max "
+                          "batch counts on auto turning it on when a batch needs it.",
     "language": "Built-in XTTS languages use coqui's text cleaning; a code added to the model by `xtts-ft vocab "
                 "extend --language CODE` uses the cleaner stored in its config.json (basic or none).",
 }
 
 
-def vram_estimate_gib(batch: int, seconds: float, precision: str) -> float:
-    """Peak GPU memory of the full-size XTTS GPT (STACK.md, measured on CPU within 1%), plus the
-    assumed GPU overhead (1.1 x peak + 0.8 GiB)."""
-    t = 39 + 30.5 * seconds
-    if precision in ("fp16", "bf16"):
-        peak = 5.22 + max(0.80 + batch * (0.20 + 0.0020 * t), 3.25)
-    else:
-        peak = 5.22 + max(batch * (0.197 + 0.00375 * t), 3.25)
-    return 1.1 * peak + 0.8
+GPU_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 80)  # GiB choices when there is no GPU (or to plan for another)
+NO_GPU_SIZE = 12  # the guide's minimum: what the estimate is for until a size is picked
+GUIDE["_vram"] = ("The GPU memory the estimate is for: the GPU found, or a size you pick (no GPU here, or "
+                  "planning for another machine). The estimate is for the full-size XTTS v2 (engine.train.memory), "
+                  "per GPU; it includes an assumed CUDA overhead of 1.1 x tensors + 0.8 GiB.")
+
+
+def _gb(n: int) -> str:
+    return f"{n / tm.GiB:.1f}".removesuffix(".0")
+
+
+def memory_fit(vals: dict, total_bytes: int) -> dict | None:
+    """The engine's estimate for the form's values on a GPU of `total_bytes`: {fits, gpu_bytes,
+    largest (the largest batch that fits, 0 = none), checkpointing (on for this estimate), auto}.
+    None while a value it needs is invalid."""
+    need = ("batch_size", "max_audio_seconds", "precision", "grad_checkpointing", "tanh_gelu", "fused_adamw",
+            "adamw_8bit", "frozen_off_gpu", "optimizer")
+    if any(vals.get(k) is None for k in need):
+        return None
+    cfg = dict(vals)
+    gc = cfg["grad_checkpointing"]
+    on = tm.needs_checkpointing(cfg, total_bytes) if gc == "auto" else gc == "on"
+    e = tm.estimate_from_config(cfg, grad_checkpointing=on)
+    opts = {"precision": "bf16" if cfg["precision"] == "auto" else cfg["precision"], "tanh_gelu": cfg["tanh_gelu"],
+            "grad_checkpointing": gc != "off",  # auto turns it on when a batch needs it
+            "optimizer": tm.optimizer_kind(cfg["optimizer"], cfg["fused_adamw"], cfg["adamw_8bit"]),
+            "frozen_off_gpu": cfg["frozen_off_gpu"]}
+    largest = tm.largest_batch(total_bytes, float(cfg["max_audio_seconds"]), **opts)
+    return {"fits": e["gpu_bytes"] <= total_bytes, "gpu_bytes": e["gpu_bytes"], "largest": largest,
+            "checkpointing": on, "auto": gc == "auto", "summary": e["summary"]}
 
 
 class ParamsScreen(StudioScreen):
@@ -89,6 +119,14 @@ class ParamsScreen(StudioScreen):
                     yield Input(saved.get("_run", ""), id="p-_run", compact=True, placeholder="runs/<name>")
                     yield Static("", id="e-_run", classes="ferr")
                 for opt in tc.OPTIONS:
+                    if opt.name == "precision":  # the memory options follow: the card they are for first
+                        with Horizontal(classes="frow"):
+                            yield Label("GPU size (estimate)", classes="flabel")
+                            sizes = [("the GPU found", "auto")] + [(f"{g} GB", str(g)) for g in GPU_SIZES]
+                            v = str(saved.get("_vram", "auto"))
+                            yield Select(sizes, value=v if v in [x[1] for x in sizes] else "auto",
+                                         allow_blank=False, id="p-_vram", compact=True)
+                            yield Static("", id="e-_vram", classes="ferr")
                     with Horizontal(classes="frow"):
                         yield Label(opt.name.replace("_", " "), classes="flabel")
                         value = saved.get(opt.name, opt.default)
@@ -138,6 +176,7 @@ class ParamsScreen(StudioScreen):
             out[opt.name] = w.value
         out["_model"] = self.query_one("#p-_model", Input).value.strip()
         out["_run"] = self.query_one("#p-_run", Input).value.strip()
+        out["_vram"] = self.query_one("#p-_vram", Select).value
         pv = self.query_one("#p-preset", Select).value
         out["_preset"] = pv if pv != Select.NULL else None
         return out
@@ -157,6 +196,14 @@ class ParamsScreen(StudioScreen):
         elif self.model_check is not None and self.model_check.get("folder") == raw["_model"] \
                 and not self.model_check.get("ok"):
             self.errors["_model"] = "files missing (see above)"
+        self.dist_layout = None
+        if "gpus" not in self.errors and "cpu_processes" not in self.errors:
+            try:
+                self.dist_layout = self._layout(vals)
+            except td.GpuSpecError as exc:
+                msg = str(exc)
+                self.errors["nnodes" if "--nnodes" in msg.split(":")[0] else "gpus"] = \
+                    msg.replace("--gpus ", "").split(": ", 1)[-1]
         lang_err = self._language(raw, vals)[2]
         if lang_err and "language" not in self.errors:
             self.errors["language"] = lang_err
@@ -171,9 +218,43 @@ class ParamsScreen(StudioScreen):
             e = self.query_one(f"#e-{key}", Static)
             e.update(Text(f"✗ {self.errors[key]}", style="bold red") if key in self.errors
                      else Text("✓", style="green"))
-        self._info(vals)
+        total, where = self._gpu_total(raw)
+        self.query_one("#e-_vram", Static).update(Text(f"= {_gb(total)} GB {where}", style="dim"))
+        self._info(vals, total, where)
         self.refresh_bindings()
         return vals
+
+    def _hw(self) -> dict | None:
+        """The GPU query's answer: {available, name, total_mb, count?, ...}; None while checking."""
+        return (self.app.gpu or {}).get("gpu") if isinstance(self.app.gpu, dict) else None
+
+    def _gpu_count(self) -> int | None:
+        hw = self._hw()
+        if hw is None or hw.get("reason") == "not queried":
+            return None  # unknown: no availability check here (the engine checks at start)
+        return int(hw.get("count") or 1) if hw.get("available") else 0
+
+    def _layout(self, vals: dict) -> dict:
+        """gpus / world_size as the engine resolves them (engine.train.distributed.resolve_layout)."""
+        cfg = {k: vals.get(k) for k in ("gpus", "cpu_processes", "nnodes", "rdzv_endpoint", "device",
+                                        "batch_size", "grad_accum", "lr")}
+        spec = (cfg.get("gpus") or "").strip().lower()
+        n = self._gpu_count()
+        if spec and n == 0:
+            raise td.GpuSpecError("no CUDA GPU visible here")
+        if spec == "all" and n is None:
+            return {**cfg, "world_size": None}  # not known until the GPU query answers
+        return td.resolve_layout(cfg, available=n)
+
+    def _gpu_total(self, raw: dict) -> tuple[int, str]:
+        """(bytes, where from) of the GPU the memory estimate is for."""
+        pick = raw.get("_vram") or "auto"
+        if pick != "auto":
+            return int(pick) * tm.GiB, "(picked)"
+        hw = self._hw()
+        if hw and hw.get("available") and hw.get("total_mb"):
+            return int(hw["total_mb"] * 2**20), "(found)"
+        return NO_GPU_SIZE * tm.GiB, "(no GPU)" if hw is not None else "(checking)"
 
     def _language(self, raw: dict, vals: dict) -> tuple[str, str, str | None]:
         """(language, how its text is cleaned, error or None) for the chosen model: a built-in XTTS
@@ -200,7 +281,7 @@ class ParamsScreen(StudioScreen):
             return lang + source, "built-in: coqui's cleaning (numbers, abbreviations, symbols spelled out)", None
         return (lang + source, "", "not built-in; extend the model: xtts-ft vocab extend --language " + lang)
 
-    def _info(self, vals: dict) -> None:
+    def _info(self, vals: dict, total: int, where: str) -> None:
         from tui.studio import RESTORED_FLAGS, dataset_summary, flagged_in_training
 
         st = self.app.studio
@@ -228,29 +309,57 @@ class ParamsScreen(StudioScreen):
                 t.append("Flags ", style="bold")
                 t.append("no flagged clip in training\n", style="green")
         b, a = vals.get("batch_size"), vals.get("grad_accum")
+        lay = getattr(self, "dist_layout", None) or {}
+        w = lay.get("world_size", 1)
         t.append("Effective batch ", style="bold")
-        t.append(f"{b} x {a} = {b * a}" if b and a else "–")
-        hw = (self.app.gpu or {}).get("gpu") if isinstance(self.app.gpu, dict) else None
-        est = vram_estimate_gib(b, vals.get("max_audio_seconds", 11.0), vals.get("precision", "fp32")) if b else None
-        if est is not None:
-            t.append(f"   VRAM fit ~{est:.1f} GiB", style="bold")
-            t.append(" (full XTTS at max clip length)", style="dim")
+        if not (b and a):
+            t.append("–")
+        elif w is None:
+            t.append(f"{b} per GPU x all GPUs x {a}")
+        elif w > 1:
+            one, many = ("GPU", "GPUs") if lay.get("backend") == "nccl" else ("process", "processes")
+            t.append(f"{b} per {one} x {w} {many} x {a} = {b * w * a}")
+            if td.lr_advice({**lay, "batch_size": b, "grad_accum": a, "lr": vals.get("lr") or 5e-6}):
+                k = b * w * a / td.LR_REFERENCE_BATCH
+                lr = float(vals.get("lr") or 5e-6)
+                t.append(f"  ⚠ LR: try {lr * k ** 0.5:.2g} (√ scaling) + warm-up", style="yellow")
+        else:
+            t.append(f"{b} x {a} = {b * a}")
+        hw = self._hw()
         t.append("\nGPU ", style="bold")
         if hw is None:
             t.append("checking…", style="dim")
         elif hw.get("available"):
-            total = hw.get("total_mb", 0) / 1024
-            t.append(f"{hw.get('name')} {total:.1f} GB")
-            if est is not None:
-                if est > total:
-                    t.append(f"  ✗ does not fit: lower the batch (raise accumulation) or clip length", style="bold red")
-                else:
-                    t.append("  ✓ fits", style="green")
-            if total < 12:
+            gb = hw.get("total_mb", 0) / 1024
+            count = hw.get("count") or 1
+            t.append(f"{count} x " if count > 1 else "")
+            t.append(f"{hw.get('name')} {gb:.1f} GB")
+            if gb < 12:
                 t.append("  below the guide's 12 GB", style="yellow")
         else:
-            t.append("no GPU (CPU training: fine for tiny models, slow for real ones)",
-                     style="yellow")
+            t.append("none found (CPU: slow for real models) · estimate for: GPU size below", style="yellow")
+        t.append("\nMemory ", style="bold")
+        if w and w > 1 or w is None:
+            t.append("per GPU ", style="bold")
+        fit = memory_fit(vals, total)
+        if fit is None:
+            t.append("– (fix the values marked ✗)", style="dim")
+        else:
+            est = fit["gpu_bytes"] / tm.GiB
+            card = _gb(total)
+            if fit["fits"]:
+                t.append("✓ fits", style="bold green")
+            else:
+                t.append("✗ does not fit", style="bold red reverse")
+            t.append(f": peak ~{est:.1f} of {card} GiB")
+            if fit["auto"]:
+                t.append(f" · grad ckpt {'on' if fit['checkpointing'] else 'off'} (auto)", style="dim")
+            lb = fit["largest"]
+            t.append(" · ")
+            if lb:
+                t.append(f"max batch {lb}", style="bold yellow" if lb < (b or 0) else "")
+            else:
+                t.append("not even batch 1: shorter clips", style="bold red")
         t.append("\nModel ", style="bold")
         mc = self.model_check
         if mc is None:
@@ -305,6 +414,8 @@ class ParamsScreen(StudioScreen):
                    "dvae.pth (AllTalk layout models/xtts/<name>/). ctrl+k checks it."
         elif wid == "_run":
             text = "Where checkpoints, events and logs go; a new folder per run."
+        elif wid == "_vram":
+            text = GUIDE["_vram"]
         elif wid == "preset":
             text = "The guide's starting points; every value stays editable."
         else:
@@ -323,6 +434,7 @@ class ParamsScreen(StudioScreen):
             else:
                 w.value = f"{opt.default:g}" if isinstance(opt.default, float) else str(opt.default)
         self.query_one("#p-preset", Select).clear()
+        self.query_one("#p-_vram", Select).value = "auto"
 
     def action_check_model(self) -> None:
         folder = self.query_one("#p-_model", Input).value.strip()

@@ -1,4 +1,4 @@
-"""Training: live curves, progress with ETA, VRAM/RAM gauges, the tagged log, alerts; stop,
+"""Training: live curves, progress with ETA, VRAM/RAM gauges (one VRAM gauge per GPU of a distributed run), the tagged log, alerts; stop,
 resume, detach, early-stop toggle. Everything comes from the App's RunModel (events.jsonl)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
 from tui.advice import advice_for, title_for
@@ -72,7 +72,7 @@ class TrainingScreen(StudioScreen):
             with Horizontal(id="charts"):
                 yield Curves("loss", id="loss-chart")
                 yield Curves("learning rate", id="lr-chart")
-            with Horizontal(id="gauges"):
+            with Grid(id="gauges"):  # two per row: VRAM (one per GPU of a distributed run) then RAM
                 yield Gauge(id="vram")
                 yield Gauge(id="ram")
             yield TagLog(id="train-log")
@@ -177,22 +177,59 @@ class TrainingScreen(StudioScreen):
             los.append(f"{_f(m.best.get('loss'))} @{m.best.get('global_step')}")
         los.append(f"  lr {ls.get('lr') or 0:.2e}" if ls.get("lr") is not None else "")
         if m.batch_size:
-            los.append(f"  batch {m.batch_size}x{m.grad_accum or 1}", style="dim")
+            a, w = m.grad_accum or 1, m.world_size or 1
+            if w > 1:
+                unit = "procs" if m.backend == "gloo" else "GPUs"
+                los.append(f"  batch {m.batch_size} x {w} {unit} x {a} = {m.batch_size * w * a}", style="dim")
+            else:
+                los.append(f"  batch {m.batch_size}x{a}", style="dim")
         self._put("run-losses", los)
         self._gauges(m)
         self.query_one(TagLog).sync(m.log, m.log_seq)
 
+    def _gpu_gauges(self, n: int) -> list[Gauge]:
+        """The VRAM gauges, one per GPU (`#vram`, `#vram-1`, ...): mounted or removed only when the
+        number of GPUs changes (a layout pass then, never per sample)."""
+        gauges = list(self.query_one("#gauges").query(Gauge).exclude("#ram"))
+        if len(gauges) < n:
+            new = [Gauge(id=f"vram-{i}") for i in range(len(gauges), n)]
+            self.query_one("#gauges").mount_all(new, before=self.query_one("#ram", Gauge))
+            gauges += new
+            self.call_after_refresh(self._redraw_gauges)  # their width is known after the layout
+        elif len(gauges) > n:
+            for g in gauges[n:]:
+                g.remove()
+            gauges = gauges[:n]
+        return gauges
+
+    def _redraw_gauges(self) -> None:
+        for g in self.query(Gauge):
+            g.shown = None
+        self._gauges(self.app.run_model)
+
     def _gauges(self, m) -> None:
-        vram, ram = self.query_one("#vram", Gauge), self.query_one("#ram", Gauge)
+        ram = self.query_one("#ram", Gauge)
         g = m.gpu
-        if g and g.get("available") and g.get("total_mb"):
+        gpus = [x for x in (m.gpus or []) if x.get("available") and x.get("total_mb")]
+        if gpus:  # a distributed run: one gauge per GPU, labelled by its physical index
+            for gauge, x in zip(self._gpu_gauges(len(gpus)), gpus):
+                extra = f"{x['util_percent']:.0f}%" if x.get("util_percent") is not None else ""
+                if x.get("torch_reserved_mb") is not None:
+                    extra += f" torch {x['torch_reserved_mb'] / 1024:.1f} rsv"
+                gauge.show(f"GPU{x.get('index', x.get('rank', '?'))}", x.get("used_mb", 0) / 1024,
+                           x["total_mb"] / 1024, "GB", extra.strip())
+        elif g and g.get("available") and g.get("total_mb"):
+            vram = self._gpu_gauges(1)[0]
             extra = ""
             if g.get("torch_reserved_mb") is not None:
                 extra = f"torch {g['torch_reserved_mb'] / 1024:.1f} rsv"
             vram.show("VRAM", g.get("used_mb", 0) / 1024, g["total_mb"] / 1024, "GB", extra)
         else:
+            vram = self._gpu_gauges(1)[0]
             reason = "no GPU"
-            if m.run is None or g is None:
+            if m.gpus and m.world_size > 1:
+                reason = f"no GPU ({len(m.gpus)} CPU processes)"
+            elif m.run is None or g is None:
                 hw = (self.app.gpu or {}).get("gpu") if isinstance(self.app.gpu, dict) else False
                 if hw and hw.get("available"):
                     reason = f"{hw.get('name')} {hw.get('total_mb', 0) / 1024:.0f} GB (idle)"
