@@ -135,6 +135,18 @@ def test_training_with_alert(snap_compare, size):
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
 
+def test_training_two_gpus(snap_compare):
+    """A distributed run: one VRAM gauge per GPU (docs/events.md `gpus`), effective batch per GPU x GPUs x accum."""
+    ws = snap_workspace("train-duo")
+    run = install_run("multi_gpu_run", ws / "runs" / "duo", shift_to_now=False)
+    app = make_app(root=ws, run=run, start="train", query_gpu=False, poll=0.05)
+
+    async def ready(pilot):
+        await settle(pilot, lambda: _followed(app))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_results(snap_compare, size):
     ws = snap_workspace("results")

@@ -214,7 +214,7 @@ class TrainingScreen(StudioScreen):
         if gpus:  # a distributed run: one gauge per GPU, labelled by its physical index
             for gauge, x in zip(self._gpu_gauges(len(gpus)), gpus):
                 extra = f"{x['util_percent']:.0f}%" if x.get("util_percent") is not None else ""
-                if x.get("torch_reserved_mb") is not None:
+                if x.get("torch_reserved_mb") is not None and gauge.size.width >= 48:  # when it fits
                     extra += f" torch {x['torch_reserved_mb'] / 1024:.1f} rsv"
                 gauge.show(f"GPU{x.get('index', x.get('rank', '?'))}", x.get("used_mb", 0) / 1024,
                            x["total_mb"] / 1024, "GB", extra.strip())
