@@ -57,9 +57,8 @@ GUIDE = {
 
 GPU_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 80)  # GiB choices when there is no GPU (or to plan for another)
 NO_GPU_SIZE = 12  # the guide's minimum: what the estimate is for until a size is picked
-GUIDE["_vram"] = ("The GPU memory the estimate is for: the GPU found, or a size you pick (no GPU here, or "
-                  "planning for another machine). The estimate is for the full-size XTTS v2 (engine.train.memory), "
-                  "per GPU; it includes an assumed CUDA overhead of 1.1 x tensors + 0.8 GiB.")
+GUIDE["_vram"] = ("The card the memory estimate is for: the GPU found, or a size you pick (no GPU here, or "
+                  "another machine). Full-size XTTS v2, per GPU, with ~1.1x + 0.8 GiB of CUDA overhead.")
 
 
 def _gb(n: int) -> str:
@@ -337,9 +336,10 @@ class ParamsScreen(StudioScreen):
             if gb < 12:
                 t.append("  below the guide's 12 GB", style="yellow")
         else:
-            t.append("none found (CPU: slow for real models) · estimate for: GPU size below", style="yellow")
+            t.append("none found (CPU: slow for real models) · estimate for ", style="yellow")
+            t.append("the GPU size below" if where != "(picked)" else f"a {_gb(total)} GB card (picked)", style="yellow")
         t.append("\nMemory ", style="bold")
-        if w and w > 1 or w is None:
+        if w is None or (w > 1 and lay.get("backend") == "nccl"):
             t.append("per GPU ", style="bold")
         fit = memory_fit(vals, total)
         if fit is None:
