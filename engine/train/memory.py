@@ -8,13 +8,15 @@ Model of a training step (all terms in bytes, P = trainable GPT parameters):
 - static: GPT weights 4P + optimizer states (AdamW 8P, 8-bit AdamW 2P, SGD momentum 4P, ...)
   + frozen weights kept on the device (DVAE encoder + codebook and mel front-ends 25.3M x 4 B with
   `frozen_off_gpu`, all 77.4M frozen parameters x 4 B without);
-- then the larger of two phases: forward/backward = saved activations, linear in the batch B and
-  quadratic in the sequence length T (attention probabilities) = 36 + text tokens + audio codes (21.5 codes per second of
-  the longest clip + 3), and the optimizer step = gradients 4P + the optimizer's temporaries
-  (`foreach` AdamW: one more 4P; fused: a small fraction).
-Activation coefficients per option set (precision, tanh GELU, activation checkpointing) were fitted
-to MemTracker measurements of the full-size architecture (bench/memory.py, error table in
-bench/results/memory.txt). The GPU total adds CUDA context, cuBLAS workspace and allocator
+- then the largest of three phases: the end of the forward = saved activations, linear in the batch
+  B and quadratic in the sequence length T (attention probabilities), T = 36 + text tokens + audio
+  codes (21.5 codes per second of the longest clip + 3); later in the backward = most gradients +
+  the activations still alive (with activation checkpointing this is the peak: stored block inputs
+  + one recomputed block + the conditioning encoder's activations); the optimizer step = gradients
+  4P + the optimizer's temporaries (`foreach` AdamW: one more 4P; fused: a small fraction).
+Coefficients per precision, GELU kind and checkpointing were fitted to MemTracker measurements of
+the full-size architecture (bench/memory.py: 31 points, max error 0.6%, table in
+bench/results/memory.txt; a real-tensor run checks that the fake-tensor figures are exact). The GPU total adds CUDA context, cuBLAS workspace and allocator
 fragmentation as 1.1 x tensors + 0.8 GiB: an assumption, not measured here (no GPU was lent).
 """
 
@@ -35,28 +37,36 @@ PERCEIVER_LATENTS = 32
 # fitted activation model, per sample: act(T) = a + b*T + q*T^2 GiB (T = sequence length), exact
 # fit to MemTracker measurements of the full-size GPT (bench/results/memory.json): a = conditioning
 # encoder + perceiver on the 6 s conditioning mel, b = the blocks' saved tensors and both heads,
-# q = attention probabilities (16 heads x 30 blocks). bf16 = CPU autocast measured at B8 x 11.6 s
-# (0.898 x fp32); checkpointing = a + one stored block input per block + one block recomputed
-# (derived from the fp32 fit, not measured yet: see bench/results/memory.txt).
+# q = attention probabilities (16 heads x 30 blocks). Peak at the end of the forward (no gradients
+# yet). bf16/fp16 autocast (CPU autocast measured; 4 points, least squares): once 2P bytes (autocast
+# caches a half copy of every weight for the step) + per sample a x 1.04, b x 0.62 (the linear
+# layers' saved tensors are halved, layer norms and softmax stay fp32), q x 1.04 (attention
+# probabilities stay fp32). gelu_new in half precision applies the same ratios (not measured: the
+# engine's bf16 runs use the tanh GELU unless it is turned off).
 _FP32_NEW = (0.1998, 0.003621, 5.30e-6)
 _FP32_TANH = (0.1992, 0.002252, 5.29e-6)
-_HALF = 13.70 / 15.26
-_BLOCK_INPUT = 30 * 1024 * 4 / GiB  # per token, fp32 block inputs kept by checkpointing
-
-
-def _ck(c, scale=1.0):
-    a, b, q = c
-    return (a * scale, (_BLOCK_INPUT + b / 30) * scale, q / 30 * scale)
-
+_HALF_TANH = (0.207008, 0.00140047, 5.47627e-6)
+_HALF_RATIO = tuple(h / f for h, f in zip(_HALF_TANH, _FP32_TANH))
 
 ACT_COEF: dict[tuple, tuple[float, float, float]] = {
-    ("fp32", False, False): _FP32_NEW,
-    ("fp32", True, False): _FP32_TANH,
-    ("half", False, False): tuple(x * _HALF for x in _FP32_NEW),
-    ("half", True, False): tuple(x * _HALF for x in _FP32_TANH),
-    ("fp32", True, True): _ck(_FP32_TANH),
-    ("half", True, True): _ck(_FP32_TANH, _HALF),
+    ("fp32", False): _FP32_NEW,
+    ("fp32", True): _FP32_TANH,
+    ("half", False): tuple(x * r for x, r in zip(_FP32_NEW, _HALF_RATIO)),
+    ("half", True): _HALF_TANH,
 }
+HALF_WEIGHT_COPY_BYTES = 2  # per trainable parameter, autocast's cast cache (no checkpointing)
+# Peaks later in the backward, when most gradients already exist (4P + d GiB, d < 0: the gradients
+# not computed yet) plus per-sample activations still alive. Fitted (least squares) to the
+# checkpointing measurements of bench/memory.py (9 batch x clip points per precision, error < 0.1%):
+# - "tail": the conditioning encoder's backward (the last one): its saved activations of the 6 s
+#   conditioning mel, independent of T; every option set has it, it wins at short clips.
+# - "blocks" (activation checkpointing only): the recomputed blocks' backward: the stored block
+#   inputs + one recomputed block (b*T; q = one block's attention probabilities, q_fp32 / 30) +
+#   the conditioning activations still alive.
+# Without checkpointing the end-of-forward peak is far above "blocks", which is not used.
+BACKWARD_TAIL = {"fp32": (-0.11812, 0.21982), "half": (-0.07590, 0.22010)}  # (d, a)
+CK_BLOCKS = {"fp32": (-0.23703, 0.202734, 1.07697e-4, 1.76333e-7),
+             "half": (-0.12967, 0.198836, 8.83698e-5, 1.58307e-7)}  # (d, a, b, q)
 # optimizer step temporaries as a multiple of 4P
 OPT_TEMP = {"adamw-foreach": 1.0, "adamw-fused": 0.06, "adamw8bit": 0.06, "sgd": 1.0, "rmsprop": 1.0,
             "adam-foreach": 1.0, "adam-fused": 0.06}
@@ -118,16 +128,22 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
         raise ValueError(f"unknown optimizer kind {optimizer!r}")
     p = gpt_params(text_vocab)
     half = precision in ("bf16", "fp16", "auto")
-    key = ("half" if half else "fp32", bool(tanh_gelu), bool(grad_checkpointing))
-    if key not in ACT_COEF:  # checkpointing recomputes the blocks: the GELU kind hardly matters
-        key = (key[0], True, True)
-    a, b, q = ACT_COEF[key]
+    pk = "half" if half else "fp32"
     T = sequence_length(clip_seconds, text_tokens)
     B = max(1, int(batch))
     weights = 4 * p
     states = OPT_STATE_BYTES[optimizer] * p
-    activations = B * (a + b * T + q * T * T) * GiB
-    opt_phase = 4 * p * (1 + OPT_TEMP[optimizer])
+    grads = 4 * p
+    td, ta = BACKWARD_TAIL[pk]
+    tail = grads + (td + B * ta) * GiB  # gradients + conditioning activations, end of the backward
+    if grad_checkpointing:
+        d, a, b, q = CK_BLOCKS[pk]
+        activations = max(grads + (d + B * (a + b * T + q * T * T)) * GiB, tail)
+    else:
+        a, b, q = ACT_COEF[(pk, bool(tanh_gelu))]
+        once = HALF_WEIGHT_COPY_BYTES * p if half else 0
+        activations = max(once + B * (a + b * T + q * T * T) * GiB, tail)
+    opt_phase = grads * (1 + OPT_TEMP[optimizer])
     gpt_peak = weights + states + max(activations, opt_phase)
     frozen = frozen_on_device_bytes(frozen_off_gpu)
     peak = gpt_peak + (0 if gpt_only else frozen)
