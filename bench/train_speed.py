@@ -1,6 +1,7 @@
 """Benchmark: step time of the engine's defaults (issue 9 options) against the bare coqui trainer.
 
-1. Tiny model, real runs on CPU (same data, seed, batch, threads): `xtts-ft train` with its
+1. Tiny model, real runs on CPU (same data, seed, batch, threads): `xtts-ft train --detach` (as
+   bench/train_overhead.py: the worker alone, no foreground follower in the process) with its
    defaults (on a CPU: fp32, tanh GELU, fused AdamW, no activation checkpointing) and with
    `--grad-checkpointing on`, against bench/bare_coqui_train.py (coqui's recipe). Interleaved runs;
    ratio of the median step intervals (and of process CPU time per step).
@@ -18,6 +19,7 @@ Writes bench/results/train_speed.txt.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -48,7 +50,7 @@ def tiny_runs(a) -> None:
         tmp = Path(td)
         model = make_tiny_model(tmp / "tiny")
         dataset = make_dataset(tmp / "data")
-        base = argparse.Namespace(epochs=a.epochs, batch=2, workers=0, threads=a.threads, detach=False)
+        base = argparse.Namespace(epochs=a.epochs, batch=2, workers=0, threads=a.threads, detach=True)
         res = {"engine defaults": ([], []), "engine + checkpointing": ([], []), "bare coqui": ([], [])}
         orig = to.run_engine
         for i in range(a.repeats):
@@ -63,10 +65,13 @@ def tiny_runs(a) -> None:
             res["bare coqui"][0].extend(b)
             res["bare coqui"][1].extend(bc)
         bw, bc = med(res["bare coqui"][0]), med(res["bare coqui"][1])
-        say(f"1. tiny model, CPU, batch 2, {a.threads} threads, {a.repeats} x {a.epochs} epochs each:")
+        say(f"1. tiny model, CPU, batch 2, xtts-ft train --detach, {a.threads} thread(s), {a.repeats} x {a.epochs} epochs each:")
         for name, (w, c) in res.items():
             say(f"   {name:24s} {med(w) * 1000:7.1f} ms/step wall ({med(w) / bw:.3f} x bare), "
                 f"{med(c) * 1000:7.1f} ms CPU ({med(c) / bc:.3f} x bare), {len(w)} steps")
+        (ew, ec), (cw, cc) = res["engine defaults"], res["engine + checkpointing"]
+        say(f"   activation checkpointing cost (engine + checkpointing / engine defaults): {med(cw) / med(ew):.3f} x "
+            f"wall, {med(cc) / med(ec):.3f} x CPU")
 
 
 def _engine_with(extra: list[str]):
@@ -82,9 +87,16 @@ def _engine_with(extra: list[str]):
         subprocess.run([sys.executable, "-m", "engine", "train", "--dataset", str(dataset), "--model", str(model),
                         "--run", str(run_dir), "--epochs", str(a.epochs), "--batch-size", str(a.batch),
                         "--workers", str(a.workers), "--threads", str(a.threads), "--seed", "1",
-                        "--ab-samples", "0", "--save-every-steps", "1000", "--scheduler", "none", *extra],
+                        "--ab-samples", "0", "--save-every-steps", "1000", "--scheduler", "none", *extra,
+                        *(["--detach"] if a.detach else [])],
                        cwd=ROOT, env=env, check=True, capture_output=True)
+        from engine.train import process
+
+        while a.detach and process.process_alive(run_dir):  # detached: wait quietly for the worker
+            time.sleep(2)
         evs, _ = read_events(run_dir / "events.jsonl")
+        state = [e for e in evs if e["type"] == "state"][-1]
+        assert state["state"] == "finished", state
         import train_overhead as to
 
         stamps = [(e["epoch"], e["ts"]) for e in evs if e["type"] == "step"]
@@ -95,6 +107,8 @@ def _engine_with(extra: list[str]):
 
 
 def full_size(a) -> None:
+    import gc
+
     import torch
     import torch.nn.functional as F
 
@@ -106,21 +120,21 @@ def full_size(a) -> None:
         "engine (tanh GELU, fused AdamW)": bm.OPTION_SETS["fp32 + tanh GELU + fused AdamW"],
         "engine + checkpointing": bm.OPTION_SETS["fp32 + tanh + fused + checkpointing"],
     }
-    times = {}
+    times, cpus = {}, {}
+    B, S = 1, 3.0
     for name, opts in sets.items():
         gpt, _ = bm.build_gpt(False, opts)
         for p in gpt.parameters():
             p.requires_grad_(True)
         fused = opts["optimizer"] == "adamw-fused"
         opt = torch.optim.AdamW(gpt.parameters(), lr=1e-5, fused=fused, foreach=None if fused else True)
-        B, S = 1, 3.0
         nt, nc = bm.text_tokens_for(S), bm.em.codes_for(S)
         torch.manual_seed(0)
         ti, ac = torch.randint(4, 6681, (B, nt + 2)), torch.randint(0, 1024, (B, nc + 2))
         cm = torch.randn(B, 1, 80, bm.em.COND_MEL_FRAMES)
-        ts = []
+        ts, cs = [], []
         for step in range(a.full_steps + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             te = gpt.text_embedding(ti) + gpt.text_pos_embedding(ti)
             me = gpt.mel_embedding(ac) + gpt.mel_pos_embedding(ac)
             cl = gpt.get_style_emb(cm).transpose(1, 2)
@@ -133,13 +147,21 @@ def full_size(a) -> None:
             opt.zero_grad(set_to_none=True)
             if step:  # the first step allocates the optimizer states
                 ts.append(time.perf_counter() - t0)
-        times[name] = med(ts)
-        del gpt, opt
-    ref = times["coqui (gelu_new, foreach AdamW)"]
-    say(f"2. full-size XTTS v2 GPT (441M, random weights), CPU, {a.threads} threads, batch 1 x 3 s, "
-        f"median of {a.full_steps} steps:")
+                cs.append(time.process_time() - c0)
+        times[name], cpus[name] = med(ts), med(cs)
+        print(f"   full-size {name}: {[round(t, 2) for t in ts]} s wall, {[round(c, 2) for c in cs]} s CPU",
+              flush=True)
+        del gpt, opt, loss, tl, ml
+        gc.collect()
+    ref, cref = times["coqui (gelu_new, foreach AdamW)"], cpus["coqui (gelu_new, foreach AdamW)"]
+    say(f"2. full-size XTTS v2 GPT (441M, random weights), CPU, {a.threads} thread(s), batch {B} x {S:g} s "
+        f"(T = {bm.em.sequence_length(S)}), median of {a.full_steps} steps after a first one:")
     for name, t in times.items():
-        say(f"   {name:34s} {t:6.2f} s/step ({t / ref:.3f} x coqui)")
+        say(f"   {name:34s} {t:6.2f} s/step wall ({t / ref:.3f} x coqui), {cpus[name]:6.2f} s CPU "
+            f"({cpus[name] / cref:.3f} x coqui)")
+    e, c = "engine (tanh GELU, fused AdamW)", "engine + checkpointing"
+    say(f"   activation checkpointing cost (engine + checkpointing / engine): {times[c] / times[e]:.3f} x wall, "
+        f"{cpus[c] / cpus[e]:.3f} x CPU")
 
 
 def bf16_effect(a) -> None:
@@ -168,18 +190,38 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="1 by default: wall times on a shared 2-core machine swing with 2 threads")
     ap.add_argument("--full-steps", type=int, default=3)
     ap.add_argument("--skip-tiny", action="store_true")
     ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--append", action="store_true", help="keep the sections of train_speed.txt not re-run")
     a = ap.parse_args()
     if not a.skip_tiny:
         tiny_runs(a)
     if not a.skip_full:
         full_size(a)
     bf16_effect(a)
+    OUT[:0] = [f"# bench/train_speed.py — {time.strftime('%Y-%m-%d')}, {' '.join(sys.argv[1:]) or '(defaults)'}; "
+               f"torch {__import__('torch').__version__}, {os.cpu_count()} CPU cores shared with other jobs, no GPU",
+               "# CPU ratios are the steadier figures on a shared machine (wall time includes the neighbours).", ""]
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / "results" / "train_speed.txt").write_text("\n".join(OUT) + "\n")
+    path = ROOT / "bench" / "results" / "train_speed.txt"
+    if a.append and path.exists():  # sections not re-run this time are kept from the file
+        old, sec = {}, None
+        for line in path.read_text().splitlines():
+            if line[:2] in ("1.", "2.", "3."):
+                sec = line[0]
+            if sec:
+                old.setdefault(sec, []).append(line)
+        new, sec = {}, None
+        for line in OUT[3:]:
+            if line[:2] in ("1.", "2.", "3."):
+                sec = line[0]
+            new.setdefault(sec, []).append(line)
+        merged = {**old, **{k: v for k, v in new.items() if k}}
+        OUT[3:] = [x for k in sorted(merged) for x in merged[k]]
+    path.write_text("\n".join(OUT) + "\n")
     return 0
 
 
