@@ -217,7 +217,7 @@ def report(data: dict) -> None:
             lines.append(f"{name:40s} {m['batch']:2d} {m['seconds']:6.1f} {m['peak_bytes'] / GiB:12.3f} "
                          f"{est / GiB:12.3f} {err * 100:+6.1f}%")
     if errs:
-        lines.append(f"\nestimator |error|: max {max(errs) * 100:.1f}%, mean {sum(errs) / len(errs) * 100:.1f}% "
+        lines.append(f"\nestimator |error|: max {max(errs) * 100:.2f}%, mean {sum(errs) / len(errs) * 100:.2f}% "
                      f"over {len(errs)} measurements")
     if data.get("real_check"):  # the first format: one check
         data.setdefault("real_checks", []).insert(0, data.pop("real_check"))

@@ -15,7 +15,7 @@ Model of a training step (all terms in bytes, P = trainable GPT parameters):
   + one recomputed block + the conditioning encoder's activations); the optimizer step = gradients
   4P + the optimizer's temporaries (`foreach` AdamW: one more 4P; fused: a small fraction).
 Coefficients per precision, GELU kind and checkpointing were fitted to MemTracker measurements of
-the full-size architecture (bench/memory.py: 31 points, max error 0.6%, table in
+the full-size architecture (bench/memory.py: 36 points, max error 0.08%, table in
 bench/results/memory.txt; a real-tensor run checks that the fake-tensor figures are exact). The GPU total adds CUDA context, cuBLAS workspace and allocator
 fragmentation as 1.1 x tensors + 0.8 GiB: an assumption, not measured here (no GPU was lent).
 """
