@@ -159,6 +159,9 @@ def full_size(a) -> None:
     for name, t in times.items():
         say(f"   {name:34s} {t:6.2f} s/step wall ({t / ref:.3f} x coqui), {cpus[name]:6.2f} s CPU "
             f"({cpus[name] / cref:.3f} x coqui)")
+    say("   (CPU, batch 1: the AdamW step over 441M parameters is a larger share of a step than on a GPU at")
+    say("   batch 8 x 11 s, so the coqui/engine ratio here is not the GPU one; the checkpointing cost is one")
+    say("   more forward of the 30 blocks, which grows with batch and clip length.)")
     e, c = "engine (tanh GELU, fused AdamW)", "engine + checkpointing"
     say(f"   activation checkpointing cost (engine + checkpointing / engine): {times[c] / times[e]:.3f} x wall, "
         f"{cpus[c] / cpus[e]:.3f} x CPU")
