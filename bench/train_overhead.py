@@ -73,6 +73,18 @@ def run_bare(model, dataset, tmp, i, a) -> list[float]:
     return intervals(stamps), cpu_intervals(stamps)
 
 
+def equalize(dataset: Path, seconds: float) -> None:
+    """Trim or zero-pad every clip to `seconds`, so each step costs the same whatever is drawn."""
+    import numpy as np
+    import soundfile as sf
+
+    for wav in sorted((Path(dataset) / "wavs").glob("*.wav")):
+        audio, rate = sf.read(str(wav), dtype="float32")
+        n = int(seconds * rate)
+        audio = audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+        sf.write(str(wav), audio, rate, subtype="PCM_16")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=6)
@@ -82,6 +94,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--detach", action="store_true", help="start the engine with --detach (no follower)")
     ap.add_argument("--model", help="an existing model folder (default: a fresh tiny model)")
+    ap.add_argument("--clip-seconds", type=float, default=3.0,
+                    help="make every clip this long (0: keep them as made). XTTS's dataset draws a random clip "
+                    "for every item and the two sides draw differently, so with clips of unequal length the "
+                    "ratio would measure which clips were drawn (seen: 1.36-1.40), not the engine")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="xtts-ft-bench-") as td:
         tmp = Path(td)
@@ -94,6 +110,8 @@ def main() -> int:
         from speech import make_dataset
 
         dataset = make_dataset(tmp / "data")
+        if a.clip_seconds > 0:
+            equalize(dataset, a.clip_seconds)
         eng_all, bare_all, eng_cpu, bare_cpu = [], [], [], []
         med = statistics.median
         for i in range(a.repeats):
