@@ -147,7 +147,9 @@ def test_engine_defaults_train_with_the_same_losses_as_coqui_settings(tiny_model
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from pathlib import Path
+
+    ROOT = Path(__file__).resolve().parents[2]
 
     fast = [x if x != "2" or FAST[i - 1] != "--threads" else "1" for i, x in enumerate(FAST)]
     common = ["--dataset", dataset, "--model", tiny_model, "--epochs", "1", "--ab-samples", "0", *fast]

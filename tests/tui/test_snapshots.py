@@ -116,6 +116,13 @@ def test_params(snap_compare, size):
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
 
+async def _log_at_end(pilot):
+    """The tagged log scrolls to its end on a later refresh; make it be there before the picture."""
+    log = pilot.app.screen.query_one("#train-log")
+    log.scroll_end(animate=False, immediate=True)
+    await pilot.pause(0.3)
+
+
 def _followed(app):
     m = app.run_model
     scr = app.screen
@@ -131,6 +138,7 @@ def test_training_with_alert(snap_compare, size):
 
     async def ready(pilot):
         await settle(pilot, lambda: _followed(app))
+        await _log_at_end(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
@@ -143,6 +151,7 @@ def test_training_two_gpus(snap_compare):
 
     async def ready(pilot):
         await settle(pilot, lambda: _followed(app))
+        await _log_at_end(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
