@@ -564,6 +564,10 @@ class Engine:
         every = int(self.cfg["save_every_steps"])
         if every and trainer.total_steps_done - max(self.last_saved_step, 0) >= every:
             self.save_checkpoint("periodic")
+        self._honour_stop(trainer)
+
+    def _honour_stop(self, trainer) -> None:
+        """A requested stop (signal, `xtts-ft stop`) or an early stop: checkpoint, then end the run."""
         if self.stop_requested:
             self.save_checkpoint("stop")
             raise StopTraining("user", f"stopped by request at global step {trainer.total_steps_done}; "
@@ -585,13 +589,7 @@ class Engine:
             self.judge(mean, mean_train=None, source="train")
         if self.dist.enabled:
             self._sync(None, None)  # every rank takes the same stop / early-stop decision here
-        if self.stop_requested:
-            self.save_checkpoint("stop")
-            raise StopTraining("user", f"stopped by request at global step {trainer.total_steps_done}; "
-                                       f"resume with: xtts-ft resume {self.run}")
-        if self.pending_stop is not None:
-            self.save_checkpoint("early_stop")
-            raise self.pending_stop
+        self._honour_stop(trainer)
 
     def on_eval(self, step: int, stats: dict) -> None:
         t = self.trainer
