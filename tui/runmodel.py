@@ -109,7 +109,30 @@ def _num(x):
     return x if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else None
 
 
-class RunModel:
+class EventModel:
+    """State rebuilt from an event stream: `absorb(e)` one event, `absorb_all` a batch under the
+    lock; `version` grows with every change so views redraw only when something changed."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.version = 0
+        self.clear()
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+    def absorb(self, e: dict) -> None:
+        raise NotImplementedError
+
+    def absorb_all(self, events: list[dict]) -> None:
+        with self.lock:
+            for e in events:
+                self.absorb(e)
+            if events:
+                self.version += 1
+
+
+class RunModel(EventModel):
     """The state of one training run, rebuilt from R/events.jsonl."""
 
     LOG_LINES = 1500
@@ -117,10 +140,8 @@ class RunModel:
 
     def __init__(self, run: str | Path | None = None, cap: int = 1000):
         self.run = Path(run) if run else None
-        self.lock = threading.RLock()
-        self.version = 0
         self.cap = cap
-        self.clear()
+        super().__init__()
 
     def clear(self) -> None:
         cap = self.cap
@@ -178,13 +199,6 @@ class RunModel:
         self.version += 1
 
     # ------------------------------------------------------------------ feeding
-    def absorb_all(self, events: list[dict]) -> None:
-        with self.lock:
-            for e in events:
-                self.absorb(e)
-            if events:
-                self.version += 1
-
     def _log(self, level: str, tag: str, msg: str) -> None:
         self.log.append((level, tag, msg))
         self.log_seq += 1
@@ -357,13 +371,8 @@ class RunModel:
         return max(0.0, left * per)
 
 
-class PrepModel:
+class PrepModel(EventModel):
     """The state of a prep job, from DATASET/prep_events.jsonl (from the offset the job started at)."""
-
-    def __init__(self):
-        self.lock = threading.RLock()
-        self.version = 0
-        self.clear()
 
     def clear(self) -> None:
         self.state = "new"
@@ -377,13 +386,6 @@ class PrepModel:
         self.alive: bool | None = None
         self.started = time.time()
         self.version += 1
-
-    def absorb_all(self, events: list[dict]) -> None:
-        with self.lock:
-            for e in events:
-                self.absorb(e)
-            if events:
-                self.version += 1
 
     def absorb(self, e: dict) -> None:
         t = e.get("type")
