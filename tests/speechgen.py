@@ -38,7 +38,7 @@ SENTENCES = [
 RATE = 22050
 
 
-def say(text: str, voice: str = "en-us", speed: int = 165, pitch: int = 50) -> np.ndarray:
+def say(text: str, voice: str = "en-us", speed: int = 165, pitch: int = 50, trim_silence: bool = True) -> np.ndarray:
     """One utterance as float32 mono at 22050 Hz (espeak-ng's native rate)."""
     proc = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
@@ -48,7 +48,7 @@ def say(text: str, voice: str = "en-us", speed: int = 165, pitch: int = 50) -> n
 
     audio, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     assert rate == RATE, rate
-    return trim(audio)
+    return trim(audio) if trim_silence else audio
 
 
 def trim(audio: np.ndarray, level: float = 1e-3) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 TRAIN_TEXTS = [
@@ -33,10 +32,11 @@ EVAL_TEXTS = [
 
 
 def speak(text: str, out: Path, speed: int = 150) -> None:
-    tmp = out.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(tmp), text], check=True)
-    subprocess.run(["sox", str(tmp), "-r", "22050", "-c", "1", "-b", "16", str(out)], check=True)
-    tmp.unlink()
+    import soundfile as sf
+
+    from speechgen import RATE, say
+
+    sf.write(str(out), say(text, speed=speed, pitch=50, trim_silence=False), RATE, subtype="PCM_16")
 
 
 def make_dataset(root: Path) -> Path:
