@@ -19,7 +19,7 @@ import soundfile as sf
 
 from engine import dataset as ds
 from engine.atomic import atomic_path
-from engine.audio import analysis, clean, intake, segment, vad
+from engine.audio import analysis, clean, clipends, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
 from engine.report import Reporter
 from engine.textnorm import comparable, normalize_text, repeated_loop
@@ -30,6 +30,33 @@ PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
 LOW_CONFIDENCE = 0.5
 SMALL_TRAIN = 40
 SMALL_EVAL = 5
+
+
+SECOND_PASS_CONFIDENCE = 0.75    # a duplicate clip less sure than this gets a second opinion
+RATE_MISFIT = 1.6                 # ... or one whose characters per second are this far from the median
+
+
+def _chars_per_second(seg: dict) -> float | None:
+    speech = float(seg.get("speech_seconds") or seg.get("duration") or 0.0)
+    letters = sum(1 for ch in seg.get("text", "") if ch.isalnum())
+    return letters / speech if speech > 0.3 and letters else None
+
+
+def _median_rate(segments: list[dict]) -> float | None:
+    rates = [r for r in (_chars_per_second(s) for s in segments if ds.included(s)) if r is not None]
+    return float(np.median(rates)) if len(rates) >= 5 else None
+
+
+def suspicious(seg: dict, median_rate: float | None) -> bool:
+    """Whether a clip's transcript deserves a second opinion."""
+    if seg.get("confidence", 0.0) < SECOND_PASS_CONFIDENCE:
+        return True
+    if {"hallucination", "repeated_text", "low_confidence"} & set(seg.get("flags", [])):
+        return True
+    rate = _chars_per_second(seg)
+    if median_rate and rate and not (1 / RATE_MISFIT <= rate / median_rate <= RATE_MISFIT):
+        return True
+    return False
 
 
 class PrepError(Exception):
@@ -385,6 +412,7 @@ class Prep:
         wavs.mkdir(parents=True, exist_ok=True)
         limited = []
         floor = clean.noise_floor(src.power, clean.speech_mask(len(src.power), src.regions))
+        self._clip_edges(src, segs, floor)
         noise_sample = self._noise_sample(src)
         src_pauses = clean.pause_measures(src.power, src.regions, None, intake.WORK_RATE)
         if noise_sample is not None:
@@ -395,7 +423,11 @@ class Prep:
             residual = clean.denoise(noise_sample, intake.WORK_RATE, noise_sample)
             floor_after = float(np.mean(np.square(residual, dtype=np.float64)))
         snrs_before, snrs_after = [], []
-        with sf.SoundFile(str(src.decoded.work22)) as f:
+        emb_cache = self.out / ".cache" / "embeddings"
+        if o.speaker_check:
+            emb_cache.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(str(src.decoded.work22)) as f, sf.SoundFile(str(src.decoded.work16)) as f16, \
+                self.r.progress("clips", f"Writing clips of {src.file.rel}", len(segs)) as bar:
             rate = f.samplerate
             for k, s in enumerate(segs):
                 f.seek(int(s.start * rate))
@@ -460,6 +492,8 @@ class Prep:
                 }
                 if s.extended_from is not None:
                     seg["extended_from"] = round(s.extended_from, 3)
+                if s.edge_fixes:
+                    seg["edge_fixes"] = s.edge_fixes
                 seg["speech_seconds"] = round(float(cmask.sum()) * clean.FRAME, 2)
                 seg["snr_db"] = None if snr is None else round(snr, 1)
                 if o.denoise:
@@ -467,6 +501,16 @@ class Prep:
                 seg["pauses"] = pauses.as_dict()
                 self._apply_exclusion(seg)
                 out.append(seg)
+                if o.speaker_check:
+                    # the voice print from the 16 kHz working audio while it is at hand (no re-read)
+                    f16.seek(int(s.start * f16.samplerate))
+                    a16 = f16.read(int(round(s.duration * f16.samplerate)), dtype="float32", always_2d=False)
+                    if len(a16):
+                        emb = clean.speaker_embedding(a16, f16.samplerate)
+                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp:
+                            with open(tmp, "wb") as fh:
+                                np.save(fh, emb)
+                bar.advance(1)
         if o.denoise and snrs_before and snrs_after:
             b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
             src.entry["quality"]["snr_db_denoised"] = round(a, 1)
@@ -476,6 +520,25 @@ class Prep:
             self.r.info(f"{src.file.rel}: gain reduced on {len(limited)} clip(s), by up to {max(limited):.1f} dB, to keep "
                         "peaks under -1 dBFS (peaky recording: its clips end up a little quieter than the rest)", tag="AUDIO")
         return out
+
+    def _clip_edges(self, src: _Source, segs: list[segment.Segment], floor: float | None) -> None:
+        """Move clip edges out of words and trim noisy or long tails (engine/audio/clipends.py);
+        flag what can't be fixed."""
+        floor_db = None if not floor else 10 * math.log10(floor + 1e-12)
+        dur = src.decoded.duration
+        fixed = 0
+        for k, s in enumerate(segs):
+            lo = segs[k - 1].end if k > 0 else 0.0
+            hi = segs[k + 1].start if k + 1 < len(segs) else dur
+            e = clipends.refine(s.start, s.end, s.words, src.power, floor_db, lo, hi, min_len=self.o.min_seconds)
+            s.start, s.end = e.start, e.end
+            s.flags = sorted(set(s.flags) | set(e.flags))
+            s.edge_fixes = e.fixes
+            fixed += bool(e.fixes)
+        flagged = sum(1 for s in segs if set(s.flags) & set(clipends.FLAGS))
+        if fixed or flagged:
+            self.r.info(f"{src.file.rel}: clip ends: {fixed} fixed (moved to a pause or tail trimmed), {flagged} "
+                        "flagged (cut_end, cut_start, tail_noise, no_tail)", tag="SEG", source=src.entry["id"])
 
     def _noise_sample(self, src: _Source, seconds: float = 10.0) -> np.ndarray | None:
         """Up to `seconds` of the recording's pauses (frames at least 50 ms from speech)."""
@@ -584,40 +647,58 @@ class Prep:
                 r.info(f"'{g[0]['text'][:60]}': {len(g)} occurrences ({', '.join(s['file'] for s in g[:4])})", tag="DUP")
         if loops:
             r.info(f"Found {len(loops)} clips whose transcription repeats itself", tag="DUP")
-        r.info("Re-transcribing duplicate files", tag="DUP")
         if self._needs_asr_model():
             t = self._get_transcriber()
         else:
             t = None
+        # the same sentence said twice is normal: only clips whose text looks doubtful get a second
+        # opinion (low confidence, a duration that does not fit the text, a hallucination or loop)
+        rate = _median_rate(self.manifest["segments"])
+        doubtful = [s for g in dup_groups for s in g
+                    if s["id"] in new_ids and s.get("text_source") != "file" and suspicious(s, rate)]
+        todo = doubtful + [s for s in loops if s not in doubtful]
+        if t is not None and todo:
+            r.info(f"Re-transcribing duplicate files: {len(todo)} doubtful clip(s) of "
+                   f"{sum(len(g) for g in dup_groups) + len(loops)} (the others' text is plausible)", tag="DUP")
+            self._second_pass(todo, t)
+        else:
+            r.info("Re-transcribing duplicate files: none is doubtful (confident words, a duration that fits "
+                   "the text)", tag="DUP")
+        shared = []
         for g in dup_groups:
-            for s in g:
-                if s["id"] in new_ids and t is not None and s.get("text_source") != "file":
-                    self._retranscribe(s, t)
             still = {}
             for s in g:
                 still.setdefault(comparable(s["text"]), []).append(s)
             for same in still.values():
                 if len(same) > 1:
+                    shared.append(same)
                     for s in same:
                         if "duplicate_text" not in s["flags"]:
                             s["flags"] = sorted(set(s["flags"]) | {"duplicate_text"})
-                    r.warn(f"{len(same)} clips still share the text '{same[0]['text'][:60]}' (flagged duplicate_text: "
-                           "review them; the same sentence said twice is fine)", tag="DUP")
+        if shared:
+            n = sum(len(same) for same in shared)
+            r.warn(f"{n} clips in {len(shared)} group(s) still share their text (flagged duplicate_text: review "
+                   "them; the same sentence said twice is fine)", tag="DUP", code="duplicate_text", count=n)
         for s in loops:
-            if t is not None:
-                self._retranscribe(s, t)
             if repeated_loop(s["text"]):
                 r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP")
             else:
                 s["flags"] = [f for f in s["flags"] if f != "repeated_text"]
                 self._apply_exclusion(s)
 
+    def _second_pass(self, segs: list[dict], t: Transcriber) -> None:
+        """Whisper's second opinion on `segs`, decoded as one batch, with progress."""
+        with self.r.progress("second_pass", "Re-transcribing doubtful clips", len(segs)) as bar:
+            results = t.retranscribe_batch([self._clip_audio16(s) for s in segs], on_done=bar.advance)
+        for seg, (text, conf) in zip(segs, results):
+            self._take_second_opinion(seg, text, conf)
+
     def _needs_asr_model(self) -> bool:
         return any(src.get("transcript") == "asr" for src in self.manifest["sources"])
 
-    def _retranscribe(self, seg: dict, t: Transcriber) -> None:
-        text, conf = t.retranscribe(self._clip_audio16(seg))
+    def _take_second_opinion(self, seg: dict, text: str, conf: float) -> None:
         text = normalize_text(text, self.o.language)
+        seg["second_pass"] = {"text": text, "confidence": round(conf, 3)}
         # a second opinion replaces the first only when whisper is at least as sure of it
         if text and comparable(text) != comparable(seg["text"]) and conf >= seg.get("confidence", 0.0) - 0.02 \
                 and not repeated_loop(text):
