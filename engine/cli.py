@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "engine.vocab_cli",
     "engine.demo",
     "engine.train.cli",
+    "engine.listen.cli",
 ]
 
 
