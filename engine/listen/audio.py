@@ -36,7 +36,7 @@ def load16k(path: str | Path) -> np.ndarray:
         raise ValueError(f"audio file not found: {p}")
     try:
         audio, rate = sf.read(str(p), dtype="float32", always_2d=False)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is one line for the user
+    except Exception as exc:
         raise ValueError(f"{p}: not a readable audio file ({exc})") from exc
     audio = to_mono(audio)
     if audio.size == 0:

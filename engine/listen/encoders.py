@@ -44,7 +44,7 @@ class XttsSpeakerEncoder:
         self.device = device
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path, device: str = "cpu") -> "XttsSpeakerEncoder":
+    def from_model_dir(cls, model_dir: str | Path, device: str = "cpu") -> XttsSpeakerEncoder:
         import torch
 
         path = Path(model_dir) / "model.pth"
@@ -52,12 +52,12 @@ class XttsSpeakerEncoder:
             raise ListenError(f"{model_dir}: no model.pth (the XTTS speaker encoder lives in it)")
         try:
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ListenError(f"{path}: could not be read as a plain weights file ({type(exc).__name__})") from exc
         state = data.get("model", data) if isinstance(data, dict) else {}
         sub = {}
         for k, v in state.items():
-            key = k[5:] if k.startswith("xtts.") else k
+            key = k.removeprefix("xtts.")
             if key.startswith(SPEAKER_ENCODER_PREFIX):
                 sub[key[len(SPEAKER_ENCODER_PREFIX):]] = v
         if not sub:
@@ -67,7 +67,7 @@ class XttsSpeakerEncoder:
 
         module = ResNetSpeakerEncoder(input_dim=64, proj_dim=512, log_input=True, use_torch_spec=True,
                                       audio_config=dict(_SE_AUDIO))
-        missing, unexpected = module.load_state_dict(sub, strict=False)
+        missing, _unexpected = module.load_state_dict(sub, strict=False)
         missing = [k for k in missing if not k.startswith("torch_spec.")]
         if missing:
             raise ListenError(f"{path}: the speaker encoder weights are incomplete (missing {missing[:3]})")

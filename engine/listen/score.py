@@ -106,7 +106,7 @@ class Scorer:
         k = tm.last_matched_unit(text, [u for _, _, u in tu], self.language)
         last = tu[k][1] if k is not None else heard.last_end
         tail = round(max(0.0, s1 - last), 3) if last is not None else round(s1 - s0, 3)
-        speech_s = (last - heard.first_start) if heard.words and last > heard.first_start else (s1 - s0)  # noqa: E501
+        speech_s = (last - heard.first_start) if heard.words and last > heard.first_start else (s1 - s0)
         chars = len(er["reference_norm"].replace(" ", ""))
         rate = chars / speech_s if speech_s > 0.05 else None
         loop, loop_info = tm.looped(text, heard.text, self.language)

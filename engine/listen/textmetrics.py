@@ -21,10 +21,8 @@ NO_SPACE_LANGUAGES = {"zh", "zh-cn", "ja"}
 
 
 def _normalize_text(text: str, language: str) -> str:
-    try:
-        from engine.prep.textnorm import normalize_text
-    except ImportError:  # before the engine/prep move lands
-        from engine.textnorm import normalize_text
+    from engine.prep.textnorm import normalize_text
+
     return normalize_text(text, language)
 
 
@@ -124,10 +122,8 @@ def looped(reference: str, hypothesis: str, language: str = "en") -> tuple[bool,
     """A decoding loop: n-grams the sentence has once come back (two or more extra occurrences),
     a word or phrase repeats three times back to back, or the transcript is far longer (x1.5 and
     3+ words more) than the sentence."""
-    try:
-        from engine.prep.textnorm import repeated_loop
-    except ImportError:
-        from engine.textnorm import repeated_loop
+    from engine.prep.textnorm import repeated_loop
+
     ref_u = units(normalise(reference, language), language)
     hyp_u = units(normalise(hypothesis, language), language)
     extra = repeated_ngrams(reference, hypothesis, language)
