@@ -14,8 +14,8 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 LOCK_NAME = ".lock"
 

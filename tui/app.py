@@ -35,14 +35,18 @@ class TooSmall(ModalScreen):
     """
     BINDINGS = [Binding("q,ctrl+q", "app.quit", "Quit", id="quit")]
 
+    def __init__(self, size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.shown_size = size
+
     def compose(self) -> ComposeResult:
         yield Static(id="msg")
 
     def on_mount(self) -> None:
-        self.update_size()
+        self.update_size(self.shown_size)
 
-    def update_size(self) -> None:
-        w, h = self.app.size
+    def update_size(self, size: tuple[int, int] | None = None) -> None:
+        w, h = self.shown_size = tuple(size or self.app.size)
         self.query_one("#msg", Static).update(
             f"Terminal too small: {w}x{h}.\nxtts-ft needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
             "Enlarge the window (training runs are not affected).\nq quits")
@@ -125,15 +129,17 @@ class XttsStudio(App):
         self.call_after_refresh(self._check_size)
 
     def on_resize(self, event) -> None:
-        self._check_size()
+        # this handler runs before App._on_resize stores the new size: self.size is still the old one
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _check_size(self, size=None) -> None:
+        w, h = size or self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
         top = self.screen
         if small and not isinstance(top, TooSmall):
-            self.push_screen(TooSmall())
+            self.push_screen(TooSmall((w, h)))
         elif small and isinstance(top, TooSmall):
-            top.update_size()
+            top.update_size((w, h))
         elif not small and isinstance(top, TooSmall):
             self.pop_screen()
 

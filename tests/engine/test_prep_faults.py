@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 import speechgen
-from engine import dataset as ds
+
 from engine import locks
 from engine.audio import clean, intake, vad
-from engine.prep import Prep, PrepOptions, run_prep
-from engine.report import Reporter
+from engine.prep import dataset as ds
+from engine.prep.builder import Prep, PrepOptions, run_prep
+from engine.prep.report import Reporter
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"]
@@ -139,7 +139,7 @@ STAGES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_ctrl_c_at_any_stage_keeps_what_is_finished(stage, tmp_path, three_sources, monkeypatch):
-    import engine.prep as prep_mod
+    import engine.prep.builder as prep_mod
 
     owner, attr, nth, saved = STAGES[stage]
     owner = prep_mod if owner == "prep" else owner

@@ -57,8 +57,9 @@ def run(args) -> int:
 
     from engine import locks
     from engine.events import EventWriter
-    from engine.prep import PrepError, PrepOptions, check_out_folder, run_prep
-    from engine.report import Reporter
+    from engine.prep import PrepOptions, run_prep
+    from engine.prep.builder import PrepError, check_out_folder
+    from engine.prep.report import Reporter
 
     console = Console(stderr=True, highlight=False) if args.json else Console(highlight=False)
     out = args.out.expanduser()

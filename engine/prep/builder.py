@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import shutil
 import time
@@ -20,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine import dataset as ds
 from engine import ioerrors, locks
 from engine.atomic import atomic_path, deferred_interrupts
 from engine.audio import analysis, clean, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
-from engine.report import Reporter
-from engine.textnorm import comparable, normalize_text, repeated_loop
-from engine.transcripts import align_known_text, metadata_texts, sidecar_text
+from engine.prep import dataset as ds
+from engine.prep.report import Reporter
+from engine.prep.textnorm import comparable, normalize_text, repeated_loop
+from engine.prep.transcripts import align_known_text, metadata_texts, sidecar_text
 
 TARGET_LUFS = -20.0
 PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
@@ -302,7 +301,7 @@ class Prep:
         """Remove what a killed run left behind: clips not in dataset.json (a source cut short),
         temporaries of interrupted writes, caches of clips that are gone, working files. The dataset
         lock is held, so none of it belongs to a running job."""
-        from engine.review import journal
+        from engine.prep.review import journal
 
         # clips the review's undo journal still needs (the parts of a merge, say) are not orphans
         kept = [s for e in journal(self.out) for s in e.get("before", []) + e.get("after", [])]
@@ -370,9 +369,8 @@ class Prep:
         if dup_of:
             raise intake.IntakeError(f"same audio as {dup_of} (a re-encoded or renamed copy)")
         self.fp_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, fp)
+        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, fp)
 
         speaker = o.speaker or ds.slug(self.out.name, 30)
         if o.speaker_from_folders and sf_.subfolder:
@@ -879,9 +877,8 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
     OSError(ENOSPC) naming the file and not libsndfile's "System error"."""
     buf = io.BytesIO()
     sf.write(buf, audio, rate, subtype="PCM_16", format="WAV")
-    with atomic_path(path, suffix=".wav") as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getbuffer())
+    with atomic_path(path, suffix=".wav") as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def _cuda_memory_lines() -> list[str]:
