@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "engine.vocab_cli",
     "engine.demo",
     "engine.train.cli",
+    "engine.train.estimate",
+    "engine.serve",
 ]
 
 
