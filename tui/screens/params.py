@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from engine import text_lang
+from engine.model import languages as text_lang
 from engine.train import config as tc
 from engine.train import distributed as td
 from engine.train import memory as tm
