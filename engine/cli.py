@@ -14,10 +14,11 @@ import sys
 
 # modules that add sub-commands; a module that is not there yet is skipped
 COMMAND_MODULES = [
-    "engine.prep_cli",
-    "engine.vocab_cli",
+    "engine.prep.cli",
+    "engine.model.vocab_cli",
     "engine.demo",
     "engine.train.cli",
+    "engine.listen.cli",
     "engine.train.estimate",
     "engine.serve",
 ]

@@ -97,7 +97,7 @@ def add_option(p, opt: tc.Option) -> None:
 
 # ------------------------------------------------------------------ check-model / tiny-model
 def cmd_check_model(args) -> int:
-    from engine.model_files import ModelFilesError, check_model, describe
+    from engine.model.files import ModelFilesError, check_model, describe
 
     try:
         info = check_model(args.dir, deep=args.deep)
@@ -116,7 +116,7 @@ def cmd_check_model(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from engine.tiny_model import make_tiny_model
+    from engine.model.tiny import make_tiny_model
 
     out = Path(args.dir)
     if out.exists() and any(out.iterdir()) and not args.force:
@@ -183,7 +183,7 @@ def resolve_base_checkpoint(p: str) -> str:
 
 
 def build_run_config(args) -> dict:
-    from engine.model_files import ModelFilesError, check_model
+    from engine.model.files import ModelFilesError, check_model
 
     cli = {o.name: getattr(args, o.name, None) for o in tc.OPTIONS}
     cli.update(dataset=args.dataset, model=args.model, run=args.run, base_checkpoint=args.base_checkpoint)
@@ -370,8 +370,8 @@ def cmd_status(args) -> int:
 
 # ------------------------------------------------------------------ export / synth
 def cmd_export(args) -> int:
-    from engine.export import ExportError, export_run
-    from engine.model_files import ModelFilesError
+    from engine.model.export import ExportError, export_run
+    from engine.model.files import ModelFilesError
 
     try:
         res = export_run(args.run, args.out, checkpoint=args.checkpoint, force=args.force)
@@ -383,8 +383,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from engine import synth
-    from engine.model_files import ModelFilesError, check_model
+    from engine.model import synth
+    from engine.model.files import ModelFilesError, check_model
 
     try:
         check_model(args.model_dir)

@@ -95,7 +95,7 @@ def run_estimate(model: str | None = None, gpu_gb: float | None = None, options:
 
 
 def cmd_estimate(args) -> int:
-    from engine.model_files import human_size
+    from engine.model.files import human_size
     from engine.train import memory as em
 
     opts = {k: getattr(args, k, None) for k in MEMORY_OPTIONS}

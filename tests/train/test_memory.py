@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import FAST, events
+
 from engine.train import config as tc
 from engine.train import lean
 from engine.train import memory as em
@@ -100,7 +100,7 @@ def trainer_model(tiny_model, tmp_path_factory):
 
     from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTTrainer
 
-    from engine.model_files import check_model
+    from engine.model.files import check_model
     from engine.train.coqui_hooks import make_model_class
     from engine.train.runner import build_coqui_config
 
@@ -146,7 +146,6 @@ def test_engine_defaults_train_with_the_same_losses_as_coqui_settings(tiny_model
     import os
     import subprocess
     import sys
-
     from pathlib import Path
 
     ROOT = Path(__file__).resolve().parents[2]
