@@ -102,9 +102,9 @@ class XttsStudio(App):
                  dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> None:
         self.studio = Studio(root)
         if dataset:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
+            self.studio.state["dataset"] = self.studio.rel(Path(dataset).resolve())
         if run:
-            self.studio.state["run"] = str(Path(run).resolve())
+            self.studio.state["run"] = self.studio.rel(Path(run).resolve())
         self.poll = poll
         self.query_gpu = query_gpu
         self.run_model = RunModel()
@@ -152,18 +152,28 @@ class XttsStudio(App):
 
     def set_project(self, dataset: Path | None = None, run: Path | None = None, follow: bool = True) -> None:
         """Make a dataset and/or run the current one; remembered for the next session."""
-        if dataset is not None:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
-            self.studio.remember_dataset(Path(dataset).resolve())
-        if run is not None:
-            self.studio.state["run"] = str(Path(run).resolve())
-            self.studio.remember_run(Path(run).resolve())
-            if follow:
-                self.follow_run(Path(run))
+        self.studio.set_current(dataset=dataset, run=run)
+        if run is not None and follow:
+            self.follow_run(self.studio.run)
         self.studio.save()
         msg = ProjectChanged(self.studio.dataset, self.studio.run)
         for screen in self._all_screens():
             screen.post_message(ProjectChanged(msg.dataset, msg.run))
+
+    def new_project(self) -> None:
+        """Home's `n`: the Prep form starts empty (no sources, a new dataset folder), nothing is
+        current; runs still going keep going (Home lists them)."""
+        self.studio.new_project()
+        self.workers.cancel_group(self, "follow-run")
+        with self.run_model.lock:
+            self.run_model.run = None
+            self.run_model.clear()
+            self.run_model.version += 1
+        for screen in self._all_screens():
+            screen.post_message(ProjectChanged(None, None))
+            if hasattr(screen, "reset_project"):
+                screen.reset_project()
+        self.action_goto("prep")
 
     def _all_screens(self) -> list[Screen]:
         out = []
