@@ -211,7 +211,7 @@ def run_tool(tool: str, src: Path, out: Path, model: str) -> dict:
 def wer_per_source(texts_by_source: dict[str, list[str]], known: dict[str, list[str]]) -> float:
     import jiwer
 
-    from engine.textnorm import comparable
+    from engine.prep.textnorm import comparable
 
     names = list(known)
     refs = [comparable(" ".join(known[n])) for n in names]

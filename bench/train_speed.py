@@ -42,9 +42,9 @@ def say(line: str = "") -> None:
 
 def tiny_runs(a) -> None:
     import train_overhead as to
-
-    from engine.tiny_model import make_tiny_model
     from speech import make_dataset
+
+    from engine.model.tiny import make_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="xtts-ft-speed-") as td:
         tmp = Path(td)
@@ -109,10 +109,9 @@ def _engine_with(extra: list[str]):
 def full_size(a) -> None:
     import gc
 
+    import memory as bm
     import torch
     import torch.nn.functional as F
-
-    import memory as bm
 
     torch.set_num_threads(a.threads)
     sets = {

@@ -35,14 +35,18 @@ class TooSmall(ModalScreen):
     """
     BINDINGS = [Binding("q,ctrl+q", "app.quit", "Quit", id="quit")]
 
+    def __init__(self, size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.shown_size = size
+
     def compose(self) -> ComposeResult:
         yield Static(id="msg")
 
     def on_mount(self) -> None:
-        self.update_size()
+        self.update_size(self.shown_size)
 
-    def update_size(self) -> None:
-        w, h = self.app.size
+    def update_size(self, size: tuple[int, int] | None = None) -> None:
+        w, h = self.shown_size = tuple(size or self.app.size)
         self.query_one("#msg", Static).update(
             f"Terminal too small: {w}x{h}.\nxtts-ft needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
             "Enlarge the window (training runs are not affected).\nq quits")
@@ -98,9 +102,9 @@ class XttsStudio(App):
                  dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> None:
         self.studio = Studio(root)
         if dataset:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
+            self.studio.state["dataset"] = self.studio.rel(Path(dataset).resolve())
         if run:
-            self.studio.state["run"] = str(Path(run).resolve())
+            self.studio.state["run"] = self.studio.rel(Path(run).resolve())
         self.poll = poll
         self.query_gpu = query_gpu
         self.run_model = RunModel()
@@ -125,15 +129,17 @@ class XttsStudio(App):
         self.call_after_refresh(self._check_size)
 
     def on_resize(self, event) -> None:
-        self._check_size()
+        # this handler runs before App._on_resize stores the new size: self.size is still the old one
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _check_size(self, size=None) -> None:
+        w, h = size or self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
         top = self.screen
         if small and not isinstance(top, TooSmall):
-            self.push_screen(TooSmall())
+            self.push_screen(TooSmall((w, h)))
         elif small and isinstance(top, TooSmall):
-            top.update_size()
+            top.update_size((w, h))
         elif not small and isinstance(top, TooSmall):
             self.pop_screen()
 
@@ -146,18 +152,28 @@ class XttsStudio(App):
 
     def set_project(self, dataset: Path | None = None, run: Path | None = None, follow: bool = True) -> None:
         """Make a dataset and/or run the current one; remembered for the next session."""
-        if dataset is not None:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
-            self.studio.remember_dataset(Path(dataset).resolve())
-        if run is not None:
-            self.studio.state["run"] = str(Path(run).resolve())
-            self.studio.remember_run(Path(run).resolve())
-            if follow:
-                self.follow_run(Path(run))
+        self.studio.set_current(dataset=dataset, run=run)
+        if run is not None and follow:
+            self.follow_run(self.studio.run)
         self.studio.save()
         msg = ProjectChanged(self.studio.dataset, self.studio.run)
         for screen in self._all_screens():
             screen.post_message(ProjectChanged(msg.dataset, msg.run))
+
+    def new_project(self) -> None:
+        """Home's `n`: the Prep form starts empty (no sources, a new dataset folder), nothing is
+        current; runs still going keep going (Home lists them)."""
+        self.studio.new_project()
+        self.workers.cancel_group(self, "follow-run")
+        with self.run_model.lock:
+            self.run_model.run = None
+            self.run_model.clear()
+            self.run_model.version += 1
+        for screen in self._all_screens():
+            screen.post_message(ProjectChanged(None, None))
+            if hasattr(screen, "reset_project"):
+                screen.reset_project()
+        self.action_goto("prep")
 
     def _all_screens(self) -> list[Screen]:
         out = []
@@ -209,19 +225,32 @@ class XttsStudio(App):
 
     # ------------------------------------------------------------------ prep jobs
     def start_prep(self, args: list[str], dataset: Path) -> None:
+        from engine import locks
+
         dataset.mkdir(parents=True, exist_ok=True)
         events = dataset / "prep_events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
+        log = dataset / "prep_tui.log"
         with self.prep_model.lock:
             self.prep_model.clear()
             self.prep_model.state = "starting"
         self.prep_dataset = dataset
-        self.prep_proc = self.studio.spawn(args, dataset / "prep_tui.log")
+        holder = locks.holder(dataset)
+        if holder is not None:
+            # another prep (or a review save) holds the dataset: say who, start nothing
+            with self.prep_model.lock:
+                self.prep_model.state = "failed"
+                self.prep_model.reason = locks.busy_message(dataset, holder)
+                self.prep_model.version += 1
+            self.prep_proc = None
+            return
+        log_offset = log.stat().st_size if log.exists() else 0
+        self.prep_proc = self.studio.spawn(args, log)
         self.studio.remember_dataset(dataset.resolve())
-        self._follow_prep(events, offset, self.prep_proc)
+        self._follow_prep(events, offset, self.prep_proc, log, log_offset)
 
     @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
-    def _follow_prep(self, path: Path, offset: int, proc) -> None:
+    def _follow_prep(self, path: Path, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:
         worker = get_current_worker()
         model = self.prep_model
         tail = EventTail(path, offset)
@@ -237,7 +266,8 @@ class XttsStudio(App):
                     model.alive = False
                     if model.state not in ("finished", "failed"):
                         model.state = "failed"
-                        model.reason = f"xtts-ft prep exited with code {code} (see prep_tui.log)"
+                        model.reason = _last_reason(log, log_offset, "xtts-ft prep: ") or \
+                            f"xtts-ft prep exited with code {code} (see prep_tui.log)"
                     model.version += 1
                 return
             time.sleep(self.poll)
@@ -329,3 +359,17 @@ def run_app(argv: list[str] | None = None) -> int:
     app = make_app(root=args.workspace, run=args.run, start="train" if args.run else None)
     app.run()
     return 0
+
+
+def _last_reason(log: Path | None, offset: int, prefix: str) -> str | None:
+    """The one-line reason a job that ended before its first event printed (its last `prefix` line)."""
+    if log is None:
+        return None
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    said = [ln[len(prefix):].strip() for ln in lines if ln.startswith(prefix)]
+    return said[-1] if said else None

@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 from engine.events import EventWriter
-from engine.report import Reporter
+from engine.prep.report import Reporter
 from engine.train import checkpoints as ck
 from engine.train import config as tc
 from engine.train.monitor import Monitor
@@ -243,7 +243,7 @@ class Engine:
     # ---------------------------------------------------------------- pre-flight
     def preflight(self) -> None:
         from engine.gpu import disk_free_mb, gpu_info, ram_sample
-        from engine.model_files import ModelFilesError, check_model, human_size
+        from engine.model.files import ModelFilesError, check_model, human_size
 
         cfg, rep = self.cfg, self.rep
         try:
@@ -292,7 +292,13 @@ class Engine:
         self.emit("preflight", check="gpu", ok=True, gpu=g, device=self.device)
         from engine.train import lean  # issue 9: auto precision / checkpointing, memory estimate
 
-        mem = lean.resolve_options(cfg, self.device, g, tiny=info.tiny)
+        from engine.train import memory as em
+
+        try:
+            dims = em.dims_from_folder(cfg["model"])  # the model's own size: memory, RAM and disk below
+        except em.ModelDimsError as exc:
+            raise UserFacingError(str(exc)) from None
+        mem = lean.resolve_options(cfg, self.device, g, dims=dims)
         for level, line in mem["notes"]:
             (rep.warn if level == "warn" else rep.info)(line, tag="GPU")
         self.emit("preflight", check="memory", **mem["estimate"])
@@ -311,13 +317,12 @@ class Engine:
         ram = ram_sample()
         rep.info(f"System RAM: {ram['total_mb'] / 1024:.1f} GB total, {ram['available_mb'] / 1024:.1f} GB available",
                  tag="INFO")
-        if ram["available_mb"] < 4096 and not info.tiny:
-            rep.warn(f"Only {ram['available_mb'] / 1024:.1f} GB of RAM available: loading a full XTTS model "
-                     "needs several GB.", tag="WARNING")
-        # disk: each resumable checkpoint holds GPT weights + 2 AdamW moments
-        gpt_bytes = info.files["model.pth"] * (0.85 if not info.tiny else 0.01)
-        per_ckpt = gpt_bytes * (3 if cfg["optimizer"] in ("adamw", "adam") else 2)
-        need = per_ckpt * (cfg["keep_checkpoints"] + 1) + gpt_bytes
+        ram_need = em.load_ram_bytes(dims)
+        if ram["available_mb"] * 2**20 < ram_need:
+            rep.warn(f"Only {ram['available_mb'] / 1024:.1f} GB of RAM available: loading this model needs about "
+                     f"{ram_need / 2**30:.1f} GB.", tag="WARNING")
+        # disk: each resumable checkpoint holds the GPT weights + the optimizer states of this model
+        per_ckpt, need = em.disk_need_bytes(cfg, dims)
         free = disk_free_mb(self.run) * 1024 * 1024
         rep.info(f"Disk: {human_size(free)} free in {self.run}; checkpoints need about {human_size(need)} "
                  f"({cfg['keep_checkpoints']} kept x {human_size(per_ckpt)} + best model)", tag="INFO")
@@ -706,7 +711,7 @@ class Engine:
             self.rep.warn(f"A/B samples not written: {type(exc).__name__}: {exc}", tag="TRAIN")
 
     def write_samples(self, which: str, tag: str) -> None:
-        from engine import synth
+        from engine.model import synth
 
         ref = synth.pick_reference(self.cfg["dataset"])
         if ref is None:
@@ -815,7 +820,7 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
 
     mdir = Path(cfg["model"])
     base = json.loads((mdir / "config.json").read_text(encoding="utf-8"))
-    from engine.text_lang import install_for_model
+    from engine.model.languages import install_for_model
 
     install_for_model(mdir)      # language codes added by `xtts-ft vocab extend` (no-op otherwise)
     names = {f.name for f in fields(GPTArgs)}

@@ -1,11 +1,9 @@
 """Segmentation review: the clips of the current dataset, sortable and filterable by flag; for the
 selected clip its energy and neighbours; edit, drop/restore, merge with next, split at a word,
-play, undo. Every edit goes through engine.review (atomic, journaled)."""
+play, undo. Every edit goes through engine.prep.review (atomic, journaled)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from rich.text import Text
@@ -36,13 +34,6 @@ def spark(values: list[float], lo: float = -60.0, hi: float = -6.0) -> str:
         f = (min(hi, max(lo, v)) - lo) / (hi - lo)
         out.append(SPARK[min(len(SPARK) - 1, int(f * (len(SPARK) - 1) + 0.5))])
     return "".join(out)
-
-
-def player() -> list[str] | None:
-    for cmd in (["paplay"], ["aplay", "-q"], ["ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"], ["afplay"]):
-        if shutil.which(cmd[0]):
-            return cmd
-    return None
 
 
 def _num(x, default: float) -> float:
@@ -154,7 +145,7 @@ class ReviewScreen(StudioScreen):
 
     # ------------------------------------------------------------------ data
     def load(self, keep_id: str | None = None) -> None:
-        from engine import review
+        from engine.prep import review
 
         head = self.query_one("#review-head", Static)
         self.manifest = None
@@ -229,7 +220,7 @@ class ReviewScreen(StudioScreen):
         self.refresh_bindings()
 
     def _head(self) -> None:
-        from engine import review
+        from engine.prep import review
 
         if not self.manifest:
             return
@@ -255,7 +246,7 @@ class ReviewScreen(StudioScreen):
         self.refresh_bindings()
 
     def _detail(self) -> None:
-        from engine import review
+        from engine.prep import review
 
         d = self.query_one("#clip-detail", Static)
         s = self.current()
@@ -293,7 +284,7 @@ class ReviewScreen(StudioScreen):
         if action in ("edit", "drop", "merge", "split", "play"):
             return True if self.is_mounted and self.current() is not None and not self.busy else False
         if action == "undo":
-            from engine import review
+            from engine.prep import review
 
             return True if self.folder is not None and review.can_undo(self.folder) and not self.busy else False
         return True
@@ -362,7 +353,7 @@ class ReviewScreen(StudioScreen):
 
     @work(thread=True, exclusive=True, group="review-edit")
     def _apply(self, op: str, *args) -> None:
-        from engine import review
+        from engine.prep import review
 
         self.busy = True
         try:
@@ -399,14 +390,6 @@ class ReviewScreen(StudioScreen):
         s = self.current()
         if s is None:
             return
-        cmd = player()
-        if cmd is None:
-            self.notify("No audio player on this machine (paplay, aplay, ffplay): listen to "
-                        f"{self.folder / s['file']} elsewhere.", title="Play", severity="warning")
-            return
-        try:
-            subprocess.Popen([*cmd, str(self.folder / s["file"])], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            self.notify(f"Playing {s['id']} ({float(s.get('duration') or 0):.1f} s)", timeout=3)
-        except OSError as exc:
-            self.error("Play", f"could not start the player: {exc}")
+        from tui.audio import play
+
+        play(self.app, self.folder / s["file"], f"{s['id']} ({float(s.get('duration') or 0):.1f} s)")

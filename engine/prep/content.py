@@ -197,7 +197,7 @@ def token_coverage(texts: list[str], language: str, vocab: Path | None) -> dict:
     try:
         from tokenizers import Tokenizer
 
-        from engine.vocab import _prepared, coverage
+        from engine.model.vocab import _prepared, coverage
 
         tok = Tokenizer.from_file(str(vocab))
         prepared = _prepared(texts, language, "multilingual_cleaners", vocab)
