@@ -24,6 +24,7 @@ from engine import ioerrors, locks
 from engine.atomic import atomic_path, deferred_interrupts
 from engine.audio import analysis, clean, clipends, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
+from engine.prep import content
 from engine.prep import dataset as ds
 from engine.prep.report import Reporter
 from engine.prep.textnorm import comparable, normalize_text, repeated_loop
@@ -88,6 +89,8 @@ class PrepOptions:
     speaker_check: bool = True
     speaker_ref: str | None = None
     speaker_threshold: float | None = None
+    min_confidence: float | None = None   # clips whisper was less sure of are left out (flag doubtful)
+    model: str | None = None              # base model folder: token coverage of its vocab.json
 
     def validate(self) -> None:
         if not self.sources:
@@ -104,6 +107,10 @@ class PrepOptions:
             raise PrepError("--target-lufs must be between -40 and -10")
         if self.speaker_threshold is not None and not (0.0 < self.speaker_threshold < 1.0):
             raise PrepError("--speaker-threshold must be between 0 and 1 (cosine similarity)")
+        if self.min_confidence is not None and not (0.0 < self.min_confidence < 1.0):
+            raise PrepError("--min-confidence must be between 0 and 1 (mean word probability)")
+        if self.model and not (Path(self.model).expanduser() / "vocab.json").is_file():
+            raise PrepError(f"--model {self.model}: no vocab.json there (a base model folder has one)")
         if self.speaker_ref and not Path(self.speaker_ref).expanduser().is_file():
             raise PrepError(f"--speaker-ref {self.speaker_ref}: no such file")
 
@@ -182,7 +189,7 @@ class Prep:
             "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
             "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
             "transcripts": o.transcripts, "denoise": o.denoise, "speaker_check": o.speaker_check,
-            "speaker_threshold": o.speaker_threshold,
+            "speaker_threshold": o.speaker_threshold, "min_confidence": o.min_confidence,
         }
 
         found = intake.discover(o.sources)
@@ -232,6 +239,7 @@ class Prep:
             if to_check:
                 stage = "the duplicate check"
                 self._duplicates(to_check)
+                self._confidence_filter(to_check)
                 if o.speaker_check:
                     stage = "the speaker check"
                     self._speakers(to_check)
@@ -281,6 +289,7 @@ class Prep:
         try:
             self._report_stats(new_segments)
             self._warnings(processed)
+            self._content()
             r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
             if n_train < SMALL_TRAIN:
                 r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
@@ -627,6 +636,7 @@ class Prep:
                     a16 = f16.read(int(round(s.duration * f16.samplerate)), dtype="float32", always_2d=False)
                     if len(a16):
                         emb = clean.speaker_embedding(a16, f16.samplerate)
+                        written.append(emb_cache / f"{seg_id}.npy")
                         with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp:
                             with open(tmp, "wb") as fh:
                                 np.save(fh, emb)
@@ -812,6 +822,43 @@ class Prep:
             results = t.retranscribe_batch([self._clip_audio16(s) for s in segs], on_done=bar.advance)
         for seg, (text, conf) in zip(segs, results):
             self._take_second_opinion(seg, text, conf)
+
+    def _confidence_filter(self, segs: list[dict]) -> None:
+        """--min-confidence: clips whisper was unsure of, or whose two passes disagree, are left
+        out of training with the flag `doubtful` (restorable in Review)."""
+        floor = self.o.min_confidence
+        if floor is None:
+            return
+        out = []
+        for s in segs:
+            if s.get("text_source") == "file" or not ds.included(s):
+                continue
+            second = s.get("second_pass")
+            disagree = bool(second and second.get("text") and comparable(second["text"]) != comparable(
+                s.get("text_first_pass", s["text"])))
+            if s.get("confidence", 0.0) < floor or disagree:
+                s["flags"] = sorted(set(s["flags"]) | {"doubtful"})
+                s["doubtful_reason"] = ("the two whisper passes disagree" if disagree
+                                        else f"confidence {s.get('confidence', 0.0):.2f} < {floor:g}")
+                self._apply_exclusion(s)
+                out.append(s)
+        if out:
+            self.r.warn(f"{len(out)} clip(s) left out as doubtful (confidence under {floor:g} or the two whisper "
+                        "passes disagree; flag doubtful, restore them in Review)", tag="DATA", code="doubtful",
+                        count=len(out))
+
+    def _content(self) -> None:
+        """The content report (engine/prep/content.py), stored in dataset.json, shown, and advice."""
+        o, r = self.o, self.r
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        with r.progress("content", "Content report", None):
+            rep = content.content_report(usable, self.manifest["sources"], o.language, o.min_seconds, o.max_seconds,
+                                         Path(o.model).expanduser() if o.model else None)
+        self.manifest["content"] = rep
+        r.info("Content report:", tag="DATA", details=content.lines(rep))
+        r.event("content_report", content=rep)
+        for code, msg in content.advice(rep):
+            r.warn(msg, tag="DATA", code=code)
 
     def _needs_asr_model(self) -> bool:
         return any(src.get("transcript") == "asr" for src in self.manifest["sources"])
