@@ -117,7 +117,7 @@ def run_xtts_ft(src: Path, out: Path, model: str) -> dict:
     import faster_whisper  # noqa: F401
 
     from engine.prep import PrepOptions, run_prep
-    from engine.report import Reporter
+    from engine.prep.report import Reporter
 
     stages: dict[str, float] = {}
     open_at: dict[str, float] = {}

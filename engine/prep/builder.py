@@ -163,6 +163,8 @@ class Prep:
         self.fp_dir = self.out / ".cache" / "fingerprints"
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
+        self._pool = None             # the prefetch worker (one thread) while sources are prepared
+        self._ahead = None            # (path, stem, sha, probe info, future) of the next source
         self.skipped: list[dict] = []
         self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
 
@@ -214,14 +216,16 @@ class Prep:
         interrupted, failure, stage = False, None, "sources"
         self.skipped = skipped
         try:
-            with r.progress("prep", "Preparing sources", len(found.files)) as bar:
-                for sf_ in found.files:
+            with r.progress("prep", "Preparing sources", len(found.files)) as bar, self._prefetcher():
+                for k, sf_ in enumerate(found.files):
                     name = sf_.rel
                     stage = f"preparing {name}"
                     try:
                         src = self._intake(sf_, seen_sha, known)
                         if src is None:
                             continue
+                        if k + 1 < len(found.files):
+                            self._prefetch(found.files[k + 1], seen_sha)
                         segs = self._segment_and_write(src)
                         new_segments.extend(segs)
                         processed.append(src)
@@ -374,31 +378,95 @@ class Prep:
         check_out_folder(self.out)
 
     def _clean_work(self) -> None:
+        """Remove the working files of the source just done (not those of a prefetched next one)."""
+        keep = self._ahead[1] if self._ahead else None
         for f in self.work.glob("*") if self.work.exists() else []:
-            f.unlink(missing_ok=True)
+            if keep is None or not f.name.startswith(keep + "."):
+                f.unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------------------------------
+    # While whisper transcribes one source, the next one is decoded, scanned and run through the
+    # VAD in a worker thread (ffmpeg and silero mostly wait on other cores / release the GIL).
+    @contextlib.contextmanager
+    def _prefetcher(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prep-prefetch")
+        try:
+            yield
+        except BaseException:
+            self._pool.shutdown(wait=False, cancel_futures=True)    # Ctrl-C: don't wait for its decode
+            raise
+        else:
+            self._pool.shutdown(wait=True)
+        finally:
+            self._pool, self._ahead = None, None
+
+    def _prefetch(self, sf_: intake.SourceFile, seen_sha: dict) -> None:
+        if self._pool is None or sf_.path.is_relative_to(self.out):
+            return
+        try:
+            sha = intake.file_sha256(sf_.path)
+            if sha in seen_sha:
+                return
+            info = intake.probe(sf_.path)
+        except (OSError, intake.IntakeError):
+            return          # reported when its turn comes
+        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+        fut = self._pool.submit(self._analyse, sf_, info, stem, False)
+        self._ahead = (sf_.path, stem, sha, info, fut)
+
+    def _analyse(self, sf_: intake.SourceFile, info, stem: str, show: bool = True):
+        """Decode, scan and VAD one source: (decoded, stats, power, regions)."""
+        r = self.r
+        if show:
+            with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
+                decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
+        else:
+            decoded = intake.decode(sf_.path, self.work, stem, channels=info.channels)
+        stats, power = analysis.scan(decoded.work22)
+        if stats.peak < 1e-4:
+            raise intake.IntakeError("digital silence (no signal at all)")
+        if show:
+            with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
+                regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        else:
+            regions, _probs = vad.speech_regions(decoded.work16)
+        return decoded, stats, power, regions
+
+    def _prefetched(self, path: Path):
+        """The worker's result for `path` (its exceptions raised here), or None."""
+        if not self._ahead or self._ahead[0] != path:
+            return None
+        _, stem, sha, info, fut = self._ahead
+        try:
+            result = fut.result()
+        finally:
+            self._ahead = None
+        return stem, sha, info, result
 
     def _intake(self, sf_: intake.SourceFile, seen_sha: dict, known: dict) -> _Source | None:
         r, o = self.r, self.o
         if sf_.path.is_relative_to(self.out):
             return None   # never re-ingest our own clips
-        try:
-            sha = intake.file_sha256(sf_.path)
-        except OSError as exc:
-            raise intake.read_error(exc) from exc
-        if sha in seen_sha:
-            prev = seen_sha[sha]
-            r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
-            return None
-        info = intake.probe(sf_.path)
-        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
-        with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
-            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
-        stats, power = analysis.scan(decoded.work22)
-        if stats.peak < 1e-4:
-            raise intake.IntakeError("digital silence (no signal at all)")
-        r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; processing with VAD", tag="AUDIO")
-        with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
-            regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        ahead = self._prefetched(sf_.path)
+        if ahead is not None:
+            stem, sha, info, (decoded, stats, power, regions) = ahead
+            r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; decoded and VAD done while the "
+                   "previous source was transcribed", tag="AUDIO")
+        else:
+            try:
+                sha = intake.file_sha256(sf_.path)
+            except OSError as exc:
+                raise intake.read_error(exc) from exc
+            if sha in seen_sha:
+                prev = seen_sha[sha]
+                r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
+                return None
+            info = intake.probe(sf_.path)
+            stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+            r.info(f"{sf_.rel}: original audio duration: {info.duration:.2f}s; processing with VAD", tag="AUDIO")
+            decoded, stats, power, regions = self._analyse(sf_, info, stem)
         if not regions:
             raise intake.IntakeError("no speech found by the voice activity detector")
         fp = _fingerprint(power)

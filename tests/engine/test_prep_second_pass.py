@@ -3,9 +3,9 @@
 import numpy as np
 import soundfile as sf
 
-from engine import dataset as ds
-from engine.prep import Prep, PrepOptions, suspicious
-from engine.report import Reporter
+from engine.prep import dataset as ds
+from engine.prep.builder import Prep, PrepOptions, suspicious
+from engine.prep.report import Reporter
 
 
 class CountingTranscriber:
@@ -71,3 +71,23 @@ def test_suspicion_rules():
     assert suspicious(dict(base, speech_seconds=9.0), rate)        # far too slow: words missing?
     assert suspicious(dict(base, flags=["hallucination"]), rate)
     assert not suspicious(base, None)                              # no rate known: confidence only
+
+
+def test_min_confidence_leaves_doubtful_clips_out_restorably(tmp_path):
+    p, segs = _scripted_manifest(tmp_path)
+    p.o.min_confidence = 0.8
+    p.transcriber = CountingTranscriber()
+    p._duplicates(segs)
+    p._confidence_filter(segs)
+    # segs[4]: whisper unsure (0.55) and its second opinion differs; segs[10]: the passes disagree
+    doubtful = [s for s in segs if "doubtful" in s["flags"]]
+    assert {s["id"] for s in doubtful} == {segs[4]["id"], segs[10]["id"]}
+    assert all(s["excluded"] and s["exclude_reason"] == "doubtful" for s in doubtful)
+    assert "disagree" in segs[10]["doubtful_reason"]
+    assert any(w.get("code") == "doubtful" and w.get("count") == 2 for w in p.r.warnings)
+    # without the option nothing is left out
+    p2, segs2 = _scripted_manifest(tmp_path / "b")
+    p2.transcriber = CountingTranscriber()
+    p2._duplicates(segs2)
+    p2._confidence_filter(segs2)
+    assert not any(s["excluded"] for s in segs2)
