@@ -54,8 +54,8 @@ def _db(power: np.ndarray) -> np.ndarray:
 
 
 def _frames(t0: float, t1: float, n: int) -> tuple[int, int]:
-    i0 = max(0, int(math.floor(t0 / FRAME + 1e-6)))
-    i1 = min(n, max(i0, int(math.ceil(t1 / FRAME - 1e-6))))
+    i0 = max(0, math.floor(t0 / FRAME + 1e-6))
+    i1 = min(n, max(i0, math.ceil(t1 / FRAME - 1e-6)))
     return i0, i1
 
 

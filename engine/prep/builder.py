@@ -59,9 +59,7 @@ def suspicious(seg: dict, median_rate: float | None) -> bool:
     if {"hallucination", "repeated_text", "low_confidence"} & set(seg.get("flags", [])):
         return True
     rate = _chars_per_second(seg)
-    if median_rate and rate and not (1 / RATE_MISFIT <= rate / median_rate <= RATE_MISFIT):
-        return True
-    return False
+    return bool(median_rate and rate and not (1 / RATE_MISFIT <= rate / median_rate <= RATE_MISFIT))
 
 
 class PrepError(Exception):
@@ -701,13 +699,12 @@ class Prep:
                 if o.speaker_check:
                     # the voice print from the 16 kHz working audio while it is at hand (no re-read)
                     f16.seek(int(s.start * f16.samplerate))
-                    a16 = f16.read(int(round(s.duration * f16.samplerate)), dtype="float32", always_2d=False)
+                    a16 = f16.read(round(s.duration * f16.samplerate), dtype="float32", always_2d=False)
                     if len(a16):
                         emb = clean.speaker_embedding(a16, f16.samplerate)
                         written.append(emb_cache / f"{seg_id}.npy")
-                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp:
-                            with open(tmp, "wb") as fh:
-                                np.save(fh, emb)
+                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+                            np.save(fh, emb)
                 bar.advance(1)
         if o.denoise and snrs_before and snrs_after:
             b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
