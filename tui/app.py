@@ -226,19 +226,32 @@ class XttsStudio(App):
 
     # ------------------------------------------------------------------ prep jobs
     def start_prep(self, args: list[str], dataset: Path) -> None:
+        from engine import locks
+
         dataset.mkdir(parents=True, exist_ok=True)
         events = dataset / "prep_events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
+        log = dataset / "prep_tui.log"
         with self.prep_model.lock:
             self.prep_model.clear()
             self.prep_model.state = "starting"
         self.prep_dataset = dataset
-        self.prep_proc = self.studio.spawn(args, dataset / "prep_tui.log")
+        holder = locks.holder(dataset)
+        if holder is not None:
+            # another prep (or a review save) holds the dataset: say who, start nothing
+            with self.prep_model.lock:
+                self.prep_model.state = "failed"
+                self.prep_model.reason = locks.busy_message(dataset, holder)
+                self.prep_model.version += 1
+            self.prep_proc = None
+            return
+        log_offset = log.stat().st_size if log.exists() else 0
+        self.prep_proc = self.studio.spawn(args, log)
         self.studio.remember_dataset(dataset.resolve())
-        self._follow_prep(events, offset, self.prep_proc)
+        self._follow_prep(events, offset, self.prep_proc, log, log_offset)
 
     @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
-    def _follow_prep(self, path: Path, offset: int, proc) -> None:
+    def _follow_prep(self, path: Path, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:
         worker = get_current_worker()
         model = self.prep_model
         tail = EventTail(path, offset)
@@ -254,7 +267,8 @@ class XttsStudio(App):
                     model.alive = False
                     if model.state not in ("finished", "failed"):
                         model.state = "failed"
-                        model.reason = f"xtts-ft prep exited with code {code} (see prep_tui.log)"
+                        model.reason = _last_reason(log, log_offset, "xtts-ft prep: ") or \
+                            f"xtts-ft prep exited with code {code} (see prep_tui.log)"
                     model.version += 1
                 return
             time.sleep(self.poll)
@@ -359,3 +373,17 @@ def run_app(argv: list[str] | None = None) -> int:
     app = make_app(root=args.workspace, run=args.run, start="train" if args.run else None)
     app.run()
     return 0
+
+
+def _last_reason(log: Path | None, offset: int, prefix: str) -> str | None:
+    """The one-line reason a job that ended before its first event printed (its last `prefix` line)."""
+    if log is None:
+        return None
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    said = [ln[len(prefix):].strip() for ln in lines if ln.startswith(prefix)]
+    return said[-1] if said else None
