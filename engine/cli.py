@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "engine.model.vocab_cli",
     "engine.demo",
     "engine.train.cli",
+    "engine.listen.cli",
+    "engine.train.estimate",
+    "engine.serve",
 ]
 
 
