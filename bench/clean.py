@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import speechgen  # noqa: E402
+
 from engine.prep import PrepOptions, run_prep  # noqa: E402
-from engine.report import Reporter  # noqa: E402
+from engine.prep.report import Reporter  # noqa: E402
 
 
 def run(src: Path, out: Path, **kw) -> tuple[float, dict]:

@@ -211,7 +211,7 @@ def make_full_model(out: Path, seed: int = 0) -> Path:
     from TTS.tts.models.xtts import Xtts
 
     from engine.atomic import atomic_path, write_json
-    from engine.tiny_model import build_vocab, make_tiny_model, tiny_config_dict
+    from engine.model.tiny import build_vocab, make_tiny_model, tiny_config_dict
 
     if (out / "model.pth").exists() and (out / "config.json").exists():
         return out
@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             log("building the full-size XTTS v2 model with random weights (~2.3 GB)...")
             model = make_full_model(a.work / "full-model")
         else:
-            from engine.tiny_model import make_tiny_model
+            from engine.model.tiny import make_tiny_model
 
             model = make_tiny_model(a.work / "tiny-model")
         n_train = a.batch * a.steps

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 import jiwer  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-
 import speechgen  # noqa: E402
-from engine.textnorm import comparable  # noqa: E402
+
+from engine.prep.textnorm import comparable  # noqa: E402
 
 MIN_S, MAX_S = 2.0, 11.0
 
@@ -66,11 +66,12 @@ def wer_per_source(texts_by_source: dict[str, list[str]], known: dict[str, list[
 
 
 def run_xtts_ft(src: Path, out: Path, model: str) -> tuple[float, list[float], dict]:
-    from engine.prep import PrepOptions, run_prep
-    from engine.report import Reporter
     import json
 
     import TTS.tts.layers.xtts.tokenizer  # noqa: F401 - imported before timing, as coqui's formatter does
+
+    from engine.prep import PrepOptions, run_prep
+    from engine.prep.report import Reporter
 
     t = time.perf_counter()
     result = run_prep(PrepOptions([str(src)], out, whisper_model=model, min_seconds=MIN_S, max_seconds=MAX_S),

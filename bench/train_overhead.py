@@ -137,7 +137,7 @@ def main() -> int:
         if a.model:
             model = Path(a.model)
         else:
-            from engine.tiny_model import make_tiny_model
+            from engine.model.tiny import make_tiny_model
 
             model = make_tiny_model(tmp / "tiny")
         from speech import make_dataset

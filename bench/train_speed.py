@@ -49,7 +49,7 @@ def tiny_runs(a) -> None:
     import train_overhead as to
     from speech import make_dataset
 
-    from engine.tiny_model import make_tiny_model
+    from engine.model.tiny import make_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="xtts-ft-speed-") as td:
         tmp = Path(td)

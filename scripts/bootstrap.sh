@@ -18,6 +18,8 @@ if [ "$profile" = test ]; then
   need_cmd espeak-ng espeak-ng           # speech for the tests
   need_cmd sox sox
   need_cmd tmux tmux                     # the end-to-end terminal test
+  need_cmd chromium chromium             # the served studio in a real (headless) browser
+  need_cmd chromedriver chromium-driver
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -38,12 +40,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/xtts-ft
   exit 0
 fi
 py=""
-for c in python3.11 python3.12 python3.10 python3; do
-  if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(not ((3,10) <= sys.version_info[:2] < (3,13)))'; then
+# 3.11+: the pinned numpy/scipy/networkx need it, and --config reads TOML with tomllib
+for c in python3.11 python3.12 python3; do
+  if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] < (3,13)))'; then
     py="$c"; break
   fi
 done
-[ -n "$py" ] || die "Python 3.10–3.12 is needed (3.11 recommended); none was found on PATH"
+[ -n "$py" ] || die "Python 3.11 or 3.12 is needed; none was found on PATH (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)"
 if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv" 2>/dev/null || {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -35,14 +35,18 @@ class TooSmall(ModalScreen):
     """
     BINDINGS = [Binding("q,ctrl+q", "app.quit", "Quit", id="quit")]
 
+    def __init__(self, size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.shown_size = size
+
     def compose(self) -> ComposeResult:
         yield Static(id="msg")
 
     def on_mount(self) -> None:
-        self.update_size()
+        self.update_size(self.shown_size)
 
-    def update_size(self) -> None:
-        w, h = self.app.size
+    def update_size(self, size: tuple[int, int] | None = None) -> None:
+        w, h = self.shown_size = tuple(size or self.app.size)
         self.query_one("#msg", Static).update(
             f"Terminal too small: {w}x{h}.\nxtts-ft needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
             "Enlarge the window (training runs are not affected).\nq quits")
@@ -98,9 +102,9 @@ class XttsStudio(App):
                  dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> None:
         self.studio = Studio(root)
         if dataset:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
+            self.studio.state["dataset"] = self.studio.rel(Path(dataset).resolve())
         if run:
-            self.studio.state["run"] = str(Path(run).resolve())
+            self.studio.state["run"] = self.studio.rel(Path(run).resolve())
         self.poll = poll
         self.query_gpu = query_gpu
         self.run_model = RunModel()
@@ -125,15 +129,17 @@ class XttsStudio(App):
         self.call_after_refresh(self._check_size)
 
     def on_resize(self, event) -> None:
-        self._check_size()
+        # this handler runs before App._on_resize stores the new size: self.size is still the old one
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _check_size(self, size=None) -> None:
+        w, h = size or self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
         top = self.screen
         if small and not isinstance(top, TooSmall):
-            self.push_screen(TooSmall())
+            self.push_screen(TooSmall((w, h)))
         elif small and isinstance(top, TooSmall):
-            top.update_size()
+            top.update_size((w, h))
         elif not small and isinstance(top, TooSmall):
             self.pop_screen()
 
@@ -146,18 +152,28 @@ class XttsStudio(App):
 
     def set_project(self, dataset: Path | None = None, run: Path | None = None, follow: bool = True) -> None:
         """Make a dataset and/or run the current one; remembered for the next session."""
-        if dataset is not None:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
-            self.studio.remember_dataset(Path(dataset).resolve())
-        if run is not None:
-            self.studio.state["run"] = str(Path(run).resolve())
-            self.studio.remember_run(Path(run).resolve())
-            if follow:
-                self.follow_run(Path(run))
+        self.studio.set_current(dataset=dataset, run=run)
+        if run is not None and follow:
+            self.follow_run(self.studio.run)
         self.studio.save()
         msg = ProjectChanged(self.studio.dataset, self.studio.run)
         for screen in self._all_screens():
             screen.post_message(ProjectChanged(msg.dataset, msg.run))
+
+    def new_project(self) -> None:
+        """Home's `n`: the Prep form starts empty (no sources, a new dataset folder), nothing is
+        current; runs still going keep going (Home lists them)."""
+        self.studio.new_project()
+        self.workers.cancel_group(self, "follow-run")
+        with self.run_model.lock:
+            self.run_model.run = None
+            self.run_model.clear()
+            self.run_model.version += 1
+        for screen in self._all_screens():
+            screen.post_message(ProjectChanged(None, None))
+            if hasattr(screen, "reset_project"):
+                screen.reset_project()
+        self.action_goto("prep")
 
     def _all_screens(self) -> list[Screen]:
         out = []

@@ -22,78 +22,82 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_check_model)
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight XTTS model (tests, demos)")
-    p.add_argument("dir")
+    p.add_argument("dir", help="folder to write (the six files of a real XTTS v2 model folder)")
     p.add_argument("--force", action="store_true", help="overwrite an existing folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.set_defaults(func=cmd_tiny_model)
 
-    p = sub.add_parser("train", help="finetune the XTTS GPT on a prepared dataset (runs in its own process)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("train", help="finetune the XTTS GPT on a prepared dataset (runs in its own process)")
     p.add_argument("--dataset", help="dataset folder written by `xtts-ft prep` (metadata_train.csv ...)")
     p.add_argument("--model", help="base model folder (models/xtts/<name>/)")
     p.add_argument("--run", help="run folder to create (checkpoints, events, logs)")
     p.add_argument("--config", help="TOML file with the same option names (CLI flags win)")
     p.add_argument("--base-checkpoint", help="start from an earlier run (folder) or export (model.pth)")
     for opt in tc.OPTIONS:
-        extra = ""
-        if opt.choices:
-            extra = f" ({'|'.join(opt.choices)})"
-        elif opt.lo is not None:
-            extra = f" [{opt.lo:g}..{opt.hi:g}]"
-        if opt.type is bool:
-            p.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{opt.help} (default {opt.default})")
-        else:
-            p.add_argument(opt.flag, dest=opt.name, default=None, metavar=opt.name.upper(),
-                           help=f"{opt.help}{extra} (default {opt.default})")
+        add_option(p, opt)
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.add_argument("--epochs", default=None, help="raise the planned number of epochs")
-    p.add_argument("--detach", action="store_true")
+    p.add_argument("--detach", action="store_true", help="start the run and return at once")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("stop", help="stop a run safely (finish the step, write a checkpoint)")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.add_argument("--now", action="store_true", help="stop at once, without a checkpoint")
     p.add_argument("--wait", action="store_true", help="wait until the run has stopped")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("runs", help="list training runs and their state")
-    p.add_argument("dir", nargs="?", default="runs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("dir", nargs="?", default="runs", help="folder holding run folders (default: runs)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("status", help="state of one run (process checked)")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.add_argument("--follow", action="store_true", help="follow the run until it ends")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the state as JSON")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("export", help="export a run as a compact model folder (AllTalk / coqui-tts)")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="e.g. models/xtts/myvoice")
     p.add_argument("--checkpoint", default="best", help="best | last | PATH")
     p.add_argument("--force", action="store_true", help="overwrite an existing folder")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth", help="speak a sentence with a model folder")
-    p.add_argument("model_dir")
-    p.add_argument("--text", required=True)
-    p.add_argument("--speaker-wav", required=True, nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--language", default="en")
+    p.add_argument("model_dir", help="model folder (the six files)")
+    p.add_argument("--text", required=True, help="the sentence to speak")
+    p.add_argument("--speaker-wav", required=True, nargs="+", help="reference clip(s) of the voice")
+    p.add_argument("--out", required=True, help="WAV file to write")
+    p.add_argument("--language", default="en", help="language code of the text")
     p.add_argument("--weights", help="a run's best_model.pth / checkpoint to lay over the model's GPT")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="cap on generated audio tokens (tiny random models: 60)")
     p.set_defaults(func=cmd_synth)
 
 
+def add_option(p, opt: tc.Option) -> None:
+    """One `engine.train.config` option as a flag (value unset = None, so TOML and defaults apply)."""
+    shown = "on" if opt.default is True else "off" if opt.default is False else (opt.default if opt.default != ""
+                                                                              else "none")
+    extra = f" [{opt.lo:g}..{opt.hi:g}]" if opt.lo is not None and not opt.choices else ""
+    extra += "" if "default" in opt.help else f" (default: {shown})"
+    if opt.type is bool:
+        p.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{opt.help}{extra}")
+    else:
+        metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else {int: "N", float: "X"}.get(opt.type, "TEXT")
+        p.add_argument(opt.flag, dest=opt.name, default=None, metavar=metavar,
+                       help=f"{opt.help}{extra}")
+
+
 # ------------------------------------------------------------------ check-model / tiny-model
 def cmd_check_model(args) -> int:
-    from engine.model_files import ModelFilesError, check_model, describe
+    from engine.model.files import ModelFilesError, check_model, describe
 
     try:
         info = check_model(args.dir, deep=args.deep)
@@ -112,7 +116,7 @@ def cmd_check_model(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from engine.tiny_model import make_tiny_model
+    from engine.model.tiny import make_tiny_model
 
     out = Path(args.dir)
     if out.exists() and any(out.iterdir()) and not args.force:
@@ -179,7 +183,7 @@ def resolve_base_checkpoint(p: str) -> str:
 
 
 def build_run_config(args) -> dict:
-    from engine.model_files import ModelFilesError, check_model
+    from engine.model.files import ModelFilesError, check_model
 
     cli = {o.name: getattr(args, o.name, None) for o in tc.OPTIONS}
     cli.update(dataset=args.dataset, model=args.model, run=args.run, base_checkpoint=args.base_checkpoint)
@@ -366,8 +370,8 @@ def cmd_status(args) -> int:
 
 # ------------------------------------------------------------------ export / synth
 def cmd_export(args) -> int:
-    from engine.export import ExportError, export_run
-    from engine.model_files import ModelFilesError
+    from engine.model.export import ExportError, export_run
+    from engine.model.files import ModelFilesError
 
     try:
         res = export_run(args.run, args.out, checkpoint=args.checkpoint, force=args.force)
@@ -379,8 +383,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from engine import synth
-    from engine.model_files import ModelFilesError, check_model
+    from engine.model import synth
+    from engine.model.files import ModelFilesError, check_model
 
     try:
         check_model(args.model_dir)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.events import read_events
-from engine.report import TAG_STYLES
+from engine.prep.report import TAG_STYLES
 from engine.train import process
 
 EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 130}

@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 from engine.events import EventWriter
-from engine.report import Reporter
+from engine.prep.report import Reporter
 from engine.train import checkpoints as ck
 from engine.train import config as tc
 from engine.train.monitor import Monitor
@@ -243,7 +243,7 @@ class Engine:
     # ---------------------------------------------------------------- pre-flight
     def preflight(self) -> None:
         from engine.gpu import disk_free_mb, gpu_info, ram_sample
-        from engine.model_files import ModelFilesError, check_model, human_size
+        from engine.model.files import ModelFilesError, check_model, human_size
 
         cfg, rep = self.cfg, self.rep
         try:
@@ -706,7 +706,7 @@ class Engine:
             self.rep.warn(f"A/B samples not written: {type(exc).__name__}: {exc}", tag="TRAIN")
 
     def write_samples(self, which: str, tag: str) -> None:
-        from engine import synth
+        from engine.model import synth
 
         ref = synth.pick_reference(self.cfg["dataset"])
         if ref is None:
@@ -815,7 +815,7 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
 
     mdir = Path(cfg["model"])
     base = json.loads((mdir / "config.json").read_text(encoding="utf-8"))
-    from engine.text_lang import install_for_model
+    from engine.model.languages import install_for_model
 
     install_for_model(mdir)      # language codes added by `xtts-ft vocab extend` (no-op otherwise)
     names = {f.name for f in fields(GPTArgs)}

@@ -9,11 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-
 import speechgen
+
 from engine.audio import clean
 from engine.prep import PrepOptions, run_prep
-from engine.report import Reporter
+from engine.prep.report import Reporter
 
 S = speechgen.SENTENCES
 RATE = speechgen.RATE

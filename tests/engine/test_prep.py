@@ -12,11 +12,11 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-
 import speechgen
+
 from engine.prep import PrepOptions, run_prep
-from engine.report import Reporter
-from engine.textnorm import comparable
+from engine.prep.report import Reporter
+from engine.prep.textnorm import comparable
 
 pytestmark = pytest.mark.slow
 

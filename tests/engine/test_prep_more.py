@@ -6,13 +6,14 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile as sf
-
 import speechgen
-from engine import dataset as ds
+
 from engine.audio import analysis
-from engine.prep import Prep, PrepOptions, run_prep
-from engine.report import Reporter
-from engine.textnorm import repeated_loop
+from engine.prep import PrepOptions, run_prep
+from engine.prep import dataset as ds
+from engine.prep.builder import Prep
+from engine.prep.report import Reporter
+from engine.prep.textnorm import repeated_loop
 
 
 def _prep(sources, out, whisper_model, **kw):

@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
+import speechgen
 import torch
 
-import speechgen
+from engine.model.vocab import VocabError, coverage, extend
 from engine.prep import PrepOptions, run_prep
-from engine.report import Reporter
-from engine.vocab import VocabError, coverage, extend
+from engine.prep.report import Reporter
 
 
 def digest(folder):
@@ -20,7 +20,7 @@ def digest(folder):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from engine.tiny_model import make_tiny_model
+    from engine.model.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
@@ -57,8 +57,9 @@ def test_extension_removes_unk_and_keeps_every_base_token(tiny, conlang_dataset,
     assert cfg["model_args"]["gpt_number_text_tokens"] == rep.new_size
     assert "qx" in cfg["languages"] and cfg["xtts_ft"]["extra_languages"] == {"qx": "basic"}
     # coqui's tokenizer on the new folder knows the language and has no unknown pieces
-    from engine.text_lang import install_for_model
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+
+    from engine.model.languages import install_for_model
 
     install_for_model(out)
     tok = VoiceBpeTokenizer(str(out / "vocab.json"))
@@ -70,9 +71,10 @@ def test_extension_removes_unk_and_keeps_every_base_token(tiny, conlang_dataset,
 def test_extension_loads_in_coqui_and_synthesises_with_the_new_language(tiny, conlang_dataset, tmp_path):
     out = tmp_path / "qx_model"
     extend(conlang_dataset, tiny, out, language="qx")
-    from engine.text_lang import install_for_model
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
+
+    from engine.model.languages import install_for_model
 
     install_for_model(out)
     cfg = XttsConfig()

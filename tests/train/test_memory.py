@@ -100,7 +100,7 @@ def trainer_model(tiny_model, tmp_path_factory):
 
     from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTTrainer
 
-    from engine.model_files import check_model
+    from engine.model.files import check_model
     from engine.train.coqui_hooks import make_model_class
     from engine.train.runner import build_coqui_config
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.cli import main as cli_main
-from engine.model_files import REQUIRED_FILES, ModelFilesError, check_model
+from engine.model.files import REQUIRED_FILES, ModelFilesError, check_model
 from engine.train import config as tc
 from engine.train.monitor import Monitor
 from engine.train.schedule import EngineLR, describe

@@ -25,7 +25,7 @@ def tone(seconds: float, freq: float = 220.0, amp: float = 0.3, gap_at: float | 
 
 def make_dataset(root: Path, n_per_source: int = 3) -> Path:
     """A dataset folder in `xtts-ft prep`'s format (dataset.json + wavs + CSVs), without whisper."""
-    from engine import dataset as ds
+    from engine.prep import dataset as ds
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "wavs").mkdir(exist_ok=True)
@@ -182,7 +182,7 @@ def add_cleaning(root: Path, denoise: bool = True) -> Path:
     """Give a make_dataset() folder prep's cleaning results (docs/prep.md "Cleaning checks"): every
     clip's speaker similarity, SNR (before/after denoise), speech seconds and pause measures; one
     clip of another speaker (left out), one noisy, one with music under the speech."""
-    from engine import dataset as ds
+    from engine.prep import dataset as ds
 
     m = json.loads((root / "dataset.json").read_text())
     m["settings"].update({"denoise": denoise, "speaker_check": True, "speaker_threshold": None})

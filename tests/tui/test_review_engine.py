@@ -1,4 +1,4 @@
-"""engine/review.py: every edit persisted atomically (dataset.json + CSVs) and undoable, no UI."""
+"""engine/prep/review.py: every edit persisted atomically (dataset.json + CSVs) and undoable, no UI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import make_dataset  # noqa: E402
 
-from engine import review  # noqa: E402
+from engine.prep import review  # noqa: E402
 
 
 def manifest(d):

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from engine import text_lang
+from engine.model import languages as text_lang
 from engine.train import config as tc
 from engine.train import distributed as td
 from engine.train import memory as tm
@@ -65,6 +65,23 @@ def _gb(n: int) -> str:
     return f"{n / tm.GiB:.1f}".removesuffix(".0")
 
 
+def default_base_model(models_dir: Path) -> Path | None:
+    """The first model folder under models/xtts/ that is a base model, not a finetune exported by
+    `xtts-ft export` (its config.json names the run it came from)."""
+    if not models_dir.is_dir():
+        return None
+    for p in sorted(models_dir.iterdir()):
+        if not ((p / "config.json").is_file() and (p / "model.pth").is_file()):
+            continue
+        try:
+            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(cfg, dict) and not (cfg.get("xtts_ft") or {}).get("exported_from"):
+            return p
+    return None
+
+
 def memory_fit(vals: dict, total_bytes: int) -> dict | None:
     """The engine's estimate for the form's values on a GPU of `total_bytes`: {fits, gpu_bytes,
     largest (the largest batch that fits, 0 = none), checkpointing (on for this estimate), auto}.
@@ -98,6 +115,7 @@ class ParamsScreen(StudioScreen):
         super().__init__()
         self.errors: dict[str, str] = {}
         self.model_check: dict | None = None
+        self.form_ready = False
 
     def compose_body(self) -> ComposeResult:
         saved = self.app.studio.get("params_form", {})
@@ -141,23 +159,41 @@ class ParamsScreen(StudioScreen):
             yield Static(id="params-help", classes="fhelp")
 
     def on_mount(self) -> None:
-        st = self.app.studio
-        run_in = self.query_one("#p-_run", Input)
-        if not run_in.value:
-            name = (st.dataset.name if st.dataset else "voice") + time.strftime("-%m%d-%H%M")
-            run_in.value = str(st.runs_dir / name)
+        self.auto_run: str | None = None
+        self._fresh_run()
         model_in = self.query_one("#p-_model", Input)
-        if not model_in.value and st.models_dir.is_dir():
-            for p in sorted(st.models_dir.iterdir()):
-                if (p / "config.json").is_file() and (p / "model.pth").is_file():
-                    model_in.value = str(p)
-                    break
+        if not model_in.value:
+            base = default_base_model(self.app.studio.models_dir)
+            if base is not None:
+                model_in.value = self.app.studio.show(base)
         self.validate_all()
         if model_in.value:
             self.action_check_model()
+        self.call_after_refresh(self._form_ready)
+
+    def _form_ready(self) -> None:
+        self.form_ready = True
+        if not self.preset_matches():
+            self.query_one("#p-preset", Select).clear()
+
+    def _fresh_run(self) -> None:
+        """A new run gets a new folder: the field gets a fresh name when it is empty, still holds the
+        name made for another dataset, or names a folder a run has been started in since."""
+        st = self.app.studio
+        run_in = self.query_one("#p-_run", Input)
+        value = run_in.value.strip()
+        used = bool(value) and (st.path(value) / "run_config.json").exists()
+        if value and not used and value != self.auto_run:
+            return  # typed by the user, still free: theirs
+        name = (st.dataset.name if st.dataset else "voice") + time.strftime("-%m%d-%H%M")
+        fresh = st.show(st.fresh_name(st.runs_dir, name))
+        if fresh != value:
+            self.auto_run = fresh
+            run_in.value = fresh
 
     @on(ProjectChanged)
     def _project(self, message: ProjectChanged) -> None:
+        self._fresh_run()
         self.validate_all()
 
     @on(GpuInfo)
@@ -165,6 +201,7 @@ class ParamsScreen(StudioScreen):
         self.validate_all()
 
     def on_screen_resume(self) -> None:
+        self._fresh_run()
         self.validate_all()
 
     # ------------------------------------------------------------------ values / validation
@@ -188,9 +225,10 @@ class ParamsScreen(StudioScreen):
                 vals[opt.name] = tc.validate_value(opt, raw[opt.name])
             except tc.ConfigError as exc:
                 self.errors[opt.name] = str(exc).split(": ", 1)[-1]
+        st = self.app.studio
         if not raw["_model"]:
             self.errors["_model"] = "choose a model folder"
-        elif not Path(raw["_model"]).expanduser().is_dir():
+        elif not st.path(raw["_model"]).is_dir():
             self.errors["_model"] = "folder not found"
         elif self.model_check is not None and self.model_check.get("folder") == raw["_model"] \
                 and not self.model_check.get("ok"):
@@ -206,7 +244,7 @@ class ParamsScreen(StudioScreen):
         lang_err = self._language(raw, vals)[2]
         if lang_err and "language" not in self.errors:
             self.errors["language"] = lang_err
-        run = Path(raw["_run"]).expanduser() if raw["_run"] else None
+        run = st.path(raw["_run"]) if raw["_run"] else None
         if run is None:
             self.errors["_run"] = "a run folder is needed"
         elif (run / "run_config.json").exists():
@@ -267,7 +305,7 @@ class ParamsScreen(StudioScreen):
             lang = (dataset_summary(ds)["language"] if ds is not None else "") or "en"
             source = " (from the dataset)" if ds is not None else " (default)"
         model = raw.get("_model") or ""
-        extra = text_lang.extra_languages(Path(model).expanduser()) if model else {}
+        extra = text_lang.extra_languages(self.app.studio.path(model)) if model else {}
         mc = self.model_check if self.model_check and self.model_check.get("folder") == model else None
         langs = list((mc or {}).get("languages") or [])
         if lang in extra:
@@ -372,7 +410,7 @@ class ParamsScreen(StudioScreen):
                 t.append(f", {size / 1e9:.2f} GB")
             if langs:
                 t.append(f", {len(langs)} languages")
-            extra = text_lang.extra_languages(Path(mc.get("folder", "")).expanduser())
+            extra = text_lang.extra_languages(self.app.studio.path(mc.get("folder", "")))
             if extra:
                 t.append(f" (+{', '.join(extra)} from vocab extend)")
         else:
@@ -391,15 +429,32 @@ class ParamsScreen(StudioScreen):
     @on(Switch.Changed)
     def _changed(self, event) -> None:
         wid = event.control.id or ""
+        if not self.form_ready:
+            return  # the Changed messages of the widgets' first values (the saved form)
         if wid == "p-preset":
             if event.value != Select.NULL and event.value in PRESETS:
                 for k, v in PRESETS[event.value][1].items():
                     w = self.query_one(f"#p-{k}")
                     w.value = f"{v:g}" if isinstance(v, float) else (v if isinstance(w, Select) else str(v))
+        elif wid[2:] in tc.OPTIONS_BY_NAME and not self.preset_matches():
+            self.query_one("#p-preset", Select).clear()  # edited away from the preset: "(custom)"
         if wid == "p-_model" and self.model_check is not None:
             self.model_check = None
         self.validate_all()
         self.app.studio.set("params_form", self.raw())
+
+    def preset_matches(self) -> bool:
+        """True when no preset is chosen, or every value the chosen preset sets is still as it set it."""
+        pv = self.query_one("#p-preset", Select).value
+        if pv == Select.NULL or pv not in PRESETS:
+            return True
+        for k, v in PRESETS[pv][1].items():
+            try:
+                if tc.validate_value(tc.OPTIONS_BY_NAME[k], self.query_one(f"#p-{k}").value) != v:
+                    return False
+            except tc.ConfigError:
+                return False
+        return True
 
     def on_descendant_focus(self, event) -> None:
         wid = (getattr(event.widget, "id", "") or "")[2:]
@@ -478,7 +533,9 @@ class ParamsScreen(StudioScreen):
             self.error("Check the parameters", "; ".join(f"{k.strip('_')}: {v}" for k, v in self.errors.items()))
             return
         raw = self.raw()
-        args = ["train", "--dataset", str(ds), "--model", raw["_model"], "--run", raw["_run"], "--detach"]
+        st = self.app.studio
+        args = ["train", "--dataset", str(ds), "--model", str(st.path(raw["_model"])), "--run",
+                str(st.path(raw["_run"])), "--detach"]
         for opt in tc.OPTIONS:
             v = vals[opt.name]
             if v == opt.default:
@@ -487,9 +544,9 @@ class ParamsScreen(StudioScreen):
                 args.append(opt.flag if v else "--no-" + opt.flag[2:])
             else:
                 args += [opt.flag, f"{v:g}" if isinstance(v, float) else str(v)]
-        self._train(args, raw["_run"])
+        self._train(args, str(st.path(raw["_run"])))
 
     @work(thread=True, exclusive=True, group="train-start")
     def _train(self, args: list[str], run: str) -> None:
         code, out = self.app.studio.run_engine(args, timeout=120)
-        self.post_message(JobFinished("train", code, out, {"run": str(Path(run).expanduser().resolve())}))
+        self.post_message(JobFinished("train", code, out, {"run": run}))

@@ -25,7 +25,8 @@ AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac"}
 
 FIELDS = [
     # key, label, default, help
-    ("out", "Dataset folder", "", "where the dataset is written (created, or added to when it exists)"),
+    ("out", "Dataset folder", "", "the new dataset's folder (datasets/<name> in this workspace); an existing "
+     "dataset is added to only when 'Add to existing' is on"),
     ("speaker", "Speaker name", "", "written in the CSVs; default: the dataset folder's name"),
     ("whisper", "Whisper model", "auto", "a faster-whisper name (small, large-v3...) or a local model folder"),
     ("min_seconds", "Min clip seconds", "2", "shortest clip (guide: 2 s)"),
@@ -38,6 +39,8 @@ FIELDS = [
      "speaker; empty: adaptive, 0.70-0.88 (--speaker-threshold)"),
 ]
 SWITCH_HELP = {
+    "opt-add_existing": "off: the dataset folder must be new (or empty). On: these recordings are added to the "
+                        "dataset already in that folder (its clips stay)",
     "opt-normalize": "even out loudness across files (guide: consistent volume levels)",
     "opt-denoise": "--denoise: noisereduce's spectral gating on every clip (offline); the report shows the "
                    "clip SNR before and after. Sources are never modified",
@@ -56,7 +59,12 @@ def local_whisper() -> str | None:
     return None
 
 
-def validate(values: dict) -> dict[str, str]:
+def holds_dataset(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("dataset.json", "metadata_train.csv", "metadata_eval.csv"))
+
+
+def validate(values: dict, root: Path | None = None) -> dict[str, str]:
+    """{field: the whole reason} for every invalid field; a relative dataset folder is inside `root`."""
     errs = {}
 
     def num(key, lo, hi):
@@ -75,8 +83,18 @@ def validate(values: dict) -> dict[str, str]:
         errs["max_seconds"] = "must be above the minimum"
     num("eval_fraction", 0.0, 0.5)
     num("target_lufs", -40, -5)
-    if not str(values.get("out", "")).strip():
+    out = str(values.get("out", "")).strip()
+    if not out:
         errs["out"] = "a dataset folder is needed"
+    else:
+        folder = Path(out).expanduser()
+        if not folder.is_absolute() and root is not None:
+            folder = root / folder
+        if holds_dataset(folder) and not values.get("add_existing"):
+            errs["out"] = ("holds a dataset already: type a new name, or switch on 'Add to existing' "
+                           "to add these recordings to it")
+        elif folder.exists() and not folder.is_dir():
+            errs["out"] = "is a file, not a folder"
     w = str(values.get("whisper", "")).strip()
     if not w:
         errs["whisper"] = "a model name or folder"
@@ -155,6 +173,7 @@ class PrepScreen(StudioScreen):
                                      value=saved.get("device", "auto"), allow_blank=False, id="opt-device",
                                      compact=True)
                     for key, label, default, hint in (
+                            ("add_existing", "Add to existing", False, "add to the dataset in that folder"),
                             ("normalize", "Normalise loudness", True, "to the loudness target"),
                             ("denoise", "Denoise clips", False, "--denoise: spectral gating, SNR before/after"),
                             ("speaker_check", "Speaker check", True, "other voices flagged and left out")):
@@ -178,8 +197,7 @@ class PrepScreen(StudioScreen):
         st = self.app.studio
         out = self.query_one("#opt-out", Input)
         if not out.value:
-            default = st.dataset or (st.datasets_dir / "my_voice")
-            out.value = str(default)
+            out.value = self.new_dataset_name()
         lw = local_whisper()
         if lw:
             w = self.query_one("#opt-whisper", Input)
@@ -193,6 +211,27 @@ class PrepScreen(StudioScreen):
         self.set_interval(0.25, self.tick)
         self._report()
         self._validate()
+
+    def new_dataset_name(self) -> str:
+        """A folder under the workspace's datasets/ that does not exist yet (never another
+        project's dataset)."""
+        st = self.app.studio
+        return st.rel(st.fresh_name(st.datasets_dir, "my_voice"))
+
+    def reset_project(self) -> None:
+        """A new project: no sources, a new dataset folder, no speaker; the machine settings stay."""
+        self.sources = []
+        self._show_sources()
+        for key in ("speaker", "speaker_ref", "speaker_threshold"):
+            self.query_one(f"#opt-{key}", Input).value = ""
+        self.query_one("#opt-add_existing", Switch).value = False
+        self.query_one("#opt-out", Input).value = self.new_dataset_name()
+        self.query_one("#prep-log", TagLog).reset()
+        self.drawn = -1
+        self._report()
+        self._validate()
+        self._save_form()
+        self.switch_tab("tab-sources")
 
     # ------------------------------------------------------------------ sources
     def _show_sources(self) -> None:
@@ -249,7 +288,7 @@ class PrepScreen(StudioScreen):
         v = {key: self.query_one(f"#opt-{key}", Input).value.strip() for key, *_ in FIELDS}
         for key in ("language", "transcripts", "device"):
             v[key] = self.query_one(f"#opt-{key}", Select).value
-        for key in ("normalize", "denoise", "speaker_check"):
+        for key in ("add_existing", "normalize", "denoise", "speaker_check"):
             v[key] = self.query_one(f"#opt-{key}", Switch).value
         v["sources"] = list(self.sources)
         return v
@@ -267,7 +306,7 @@ class PrepScreen(StudioScreen):
         self._save_form()
 
     def _validate(self) -> bool:
-        self.errors = validate(self.values())
+        self.errors = validate(self.values(), self.app.studio.root)
         for key, _label, _default, help in FIELDS:
             h = self.query_one(f"#help-{key}", Static)
             inp = self.query_one(f"#opt-{key}", Input)
@@ -314,9 +353,7 @@ class PrepScreen(StudioScreen):
             self.switch_tab("tab-options")
             return
         v = self.values()
-        out = Path(v["out"]).expanduser()
-        if not out.is_absolute():
-            out = self.app.studio.root / out
+        out = self.app.studio.path(v["out"])
         args = ["prep", *self.sources, "--out", str(out), "--language", v["language"], "--whisper-model",
                 v["whisper"], "--min-seconds", v["min_seconds"], "--max-seconds", v["max_seconds"],
                 "--eval-fraction", v["eval_fraction"], "--target-lufs", v["target_lufs"],

@@ -1,6 +1,6 @@
 """Segmentation review: the clips of the current dataset, sortable and filterable by flag; for the
 selected clip its energy and neighbours; edit, drop/restore, merge with next, split at a word,
-play, undo. Every edit goes through engine.review (atomic, journaled)."""
+play, undo. Every edit goes through engine.prep.review (atomic, journaled)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ class ReviewScreen(StudioScreen):
 
     # ------------------------------------------------------------------ data
     def load(self, keep_id: str | None = None) -> None:
-        from engine import review
+        from engine.prep import review
 
         head = self.query_one("#review-head", Static)
         self.manifest = None
@@ -229,7 +229,7 @@ class ReviewScreen(StudioScreen):
         self.refresh_bindings()
 
     def _head(self) -> None:
-        from engine import review
+        from engine.prep import review
 
         if not self.manifest:
             return
@@ -255,7 +255,7 @@ class ReviewScreen(StudioScreen):
         self.refresh_bindings()
 
     def _detail(self) -> None:
-        from engine import review
+        from engine.prep import review
 
         d = self.query_one("#clip-detail", Static)
         s = self.current()
@@ -293,7 +293,7 @@ class ReviewScreen(StudioScreen):
         if action in ("edit", "drop", "merge", "split", "play"):
             return True if self.is_mounted and self.current() is not None and not self.busy else False
         if action == "undo":
-            from engine import review
+            from engine.prep import review
 
             return True if self.folder is not None and review.can_undo(self.folder) and not self.busy else False
         return True
@@ -362,7 +362,7 @@ class ReviewScreen(StudioScreen):
 
     @work(thread=True, exclusive=True, group="review-edit")
     def _apply(self, op: str, *args) -> None:
-        from engine import review
+        from engine.prep import review
 
         self.busy = True
         try:

@@ -7,7 +7,7 @@ vocabulary, with the GPT's text embedding and text head resized to match, in a n
   the new token into (a good guess of "what these characters meant"); for characters the base
   model had never seen, the mean of all rows. Old rows are copied unchanged.
 - A language the base model lacks gets its `[xx]` token, and config.json records it with its
-  text cleaner (engine/text_lang.py), so training, export and synthesis accept the code.
+  text cleaner (engine/model/languages.py), so training, export and synthesis accept the code.
 - The base model folder is never modified.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.atomic import atomic_path, write_json
-from engine.text_lang import clean, is_builtin
+from engine.model.languages import clean, is_builtin
 
 MAX_TEXT_TOKENS = 402      # XTTS's gpt_max_text_tokens: a text must encode to fewer tokens
 MODEL_FILES = ("config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth")

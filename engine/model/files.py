@@ -35,6 +35,7 @@ class ModelInfo:
     gpt_layers: int | None = None
     gpt_channels: int | None = None
     tiny: bool = False
+    note: str = ""  # the model's own note (config.json xtts_ft.note), shown by check-model
 
     @property
     def size_bytes(self) -> int:
@@ -126,6 +127,7 @@ def check_model(folder: str | Path, deep: bool = False) -> ModelInfo:
         gpt_layers=args.get("gpt_layers"),
         gpt_channels=args.get("gpt_n_model_channels"),
         tiny=bool(config.get("xtts_ft", {}).get("tiny")),
+        note=str(config.get("xtts_ft", {}).get("note") or ""),
     )
 
 
@@ -156,5 +158,5 @@ def describe(info: ModelInfo) -> list[str]:
     ]
     if info.gpt_layers is not None:
         lines.append(f"- GPT: {info.gpt_layers} layers x {info.gpt_channels} channels"
-                     + (" (tiny random test model)" if info.tiny else ""))
+                     + (f" ({info.note})" if info.note else ""))
     return lines

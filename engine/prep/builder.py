@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine import dataset as ds
 from engine.atomic import atomic_path
 from engine.audio import analysis, clean, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
-from engine.report import Reporter
-from engine.textnorm import comparable, normalize_text, repeated_loop
-from engine.transcripts import align_known_text, metadata_texts, sidecar_text
+from engine.prep import dataset as ds
+from engine.prep.report import Reporter
+from engine.prep.textnorm import comparable, normalize_text, repeated_loop
+from engine.prep.transcripts import align_known_text, metadata_texts, sidecar_text
 
 TARGET_LUFS = -20.0
 PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS

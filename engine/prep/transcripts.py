@@ -8,7 +8,7 @@ import difflib
 from pathlib import Path
 
 from engine.audio.segment import Word
-from engine.textnorm import comparable
+from engine.prep.textnorm import comparable
 
 METADATA_NAMES = ("metadata.csv", "metadata_train.csv", "metadata_eval.csv", "metadata.txt")
 

@@ -6,7 +6,7 @@ Every change is atomic and undoable:
    deleted, so undoing never needs a backup of audio);
 2. an undo entry (the affected segments before and after) is appended to
    DATASET/review_journal.json, rewritten atomically;
-3. dataset.json and both CSVs are rewritten atomically by `engine.dataset.save`.
+3. dataset.json and both CSVs are rewritten atomically by `engine.prep.dataset.save`.
 `undo()` takes the last entry, checks dataset.json still holds its "after" state, puts the
 "before" segments back in place and removes the wavs the change had created. A crash between 2
 and 3 leaves an entry whose "after" never landed: `undo()` then just drops it.
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine import dataset as ds
 from engine.atomic import atomic_path, write_json
+from engine.prep import dataset as ds
 
 JOURNAL = "review_journal.json"
 JOURNAL_LIMIT = 500

@@ -33,8 +33,8 @@ def run_extend(args) -> int:
     from rich.console import Console
 
     from engine.cli import UserError
-    from engine.report import Reporter
-    from engine.vocab import VocabError, extend
+    from engine.model.vocab import VocabError, extend
+    from engine.prep.report import Reporter
 
     language = args.language
     if language is None:

@@ -54,7 +54,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.events import EventWriter
     from engine.prep import PrepOptions, run_prep
-    from engine.report import Reporter
+    from engine.prep.report import Reporter
 
     console = Console(stderr=True, highlight=False) if args.json else Console(highlight=False)
     out = args.out.expanduser()

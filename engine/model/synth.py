@@ -19,11 +19,10 @@ SENTENCES = {
 def load_model(model_dir: str | Path, device: str = "cpu"):
     """Xtts exactly as coqui-tts loads it (config.json + Xtts.load_checkpoint)."""
     import torch
-
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
-    from engine.text_lang import install_for_model
+    from engine.model.languages import install_for_model
 
     threads = torch.get_num_threads()
     d = Path(model_dir)

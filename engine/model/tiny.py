@@ -89,7 +89,6 @@ def tiny_config_dict(vocab_path: str = "", languages: list[str] | None = None) -
 def make_tiny_model(out_dir: str | Path, seed: int = 0, speakers: tuple[str, ...] = ("Tiny Speaker",)) -> Path:
     """Write config.json, model.pth, dvae.pth, mel_stats.pth, vocab.json, speakers_xtts.pth."""
     import torch
-
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.dvae import DiscreteVAE
     from TTS.tts.models.xtts import Xtts

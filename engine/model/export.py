@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from engine.atomic import atomic_path, write_json, write_text
-from engine.model_files import check_model
+from engine.model.files import check_model
 from engine.train import checkpoints as ck
 
 DROP_PREFIXES = ("dvae.", "torch_mel_spectrogram_style_encoder.", "torch_mel_spectrogram_dvae.")
@@ -87,7 +87,7 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
             torch.save({"model": state, "config": base_cfg}, tmp)
         for name in ("mel_stats.pth", "speakers_xtts.pth", "vocab.json", "dvae.pth"):
             shutil.copyfile(base.path(name), tmp_dir / name)
-        from engine.synth import pick_references
+        from engine.model.synth import pick_references
 
         refs = []
         ref_dir = tmp_dir / "reference"
