@@ -295,24 +295,34 @@ def _events(run: Path) -> list[dict]:
     return read_events(p)[0] if p.exists() else []
 
 
+def worker_alive(run: Path) -> bool:
+    """Whether the run's detached worker (pid in process.json, started in its own session) lives."""
+    try:
+        pid = int(json.loads((run / "process.json").read_text())["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    try:  # a zombie left by a parent that has not reaped it yet counts as ended
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def wait_worker(run: Path, timeout: float, poll: float = 0.25, nvml_trace: list | None = None) -> bool:
     """Wait until the run's detached worker ends, sampling NVML meanwhile; kill it after `timeout`."""
-    from engine.train import process
-
     t0 = time.time()
     time.sleep(0.5)
-    while process.process_alive(run):
+    while worker_alive(run):
         if nvml_trace is not None:
             used = nvml_used_mb()
             if used is not None:
                 nvml_trace.append((time.time(), used))
         if time.time() - t0 > timeout:
-            pid = process.worker_pid(run)
-            if pid:
-                try:
-                    os.killpg(pid, signal.SIGKILL)  # spawn_worker starts a new session: its group
-                except OSError:
-                    pass
+            try:
+                pid = int(json.loads((run / "process.json").read_text())["pid"])
+                os.killpg(pid, signal.SIGKILL)  # spawn_worker starts a new session: its group
+            except (OSError, ValueError, KeyError):
+                pass
             return False
         time.sleep(poll)
     return True
@@ -562,12 +572,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="results folder (results.json, summary.txt, runs.tar.gz)")
     ap.add_argument("--work", help="scratch folder for the model, data and runs (default: a temporary one)")
-    ap.add_argument("--model", help="an existing model folder (default: full size on a GPU, tiny on a CPU)")
+    ap.add_argument("--model", help="an existing model folder (default: built, see --model-size)")
+    ap.add_argument("--model-size", choices=("auto", "full", "tiny"), default="auto",
+                    help="the model built when --model is not given: auto = full size on a GPU, tiny on a CPU")
     ap.add_argument("--dataset", help="an existing dataset folder (default: generated clips)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {','.join(PARTS)}")
     ap.add_argument("--sets", default="", help="comma list of option sets (default: all on a GPU)")
     ap.add_argument("--batch", type=int, default=8, help="batch of the option-set runs (the guide's 8)")
-    ap.add_argument("--steps", type=int, default=8, help="training steps per option-set run")
+    ap.add_argument("--steps", type=int, default=6, help="training steps per option-set run (the first 2 untimed)")
     ap.add_argument("--clip-seconds", type=float, default=9.95)
     ap.add_argument("--max-audio-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2)
@@ -617,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         if a.model:
             model = Path(a.model)
-        elif gpu:
+        elif a.model_size == "full" or (gpu and a.model_size == "auto"):
             log("building the full-size XTTS v2 model with random weights (~2.3 GB)...")
             model = make_full_model(a.work / "full-model")
         else:
