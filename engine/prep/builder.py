@@ -8,7 +8,10 @@ written. Sources are only ever read.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.atomic import atomic_path
-from engine.audio import analysis, clean, intake, segment, vad
+from engine import ioerrors, locks
+from engine.atomic import atomic_path, deferred_interrupts
+from engine.audio import analysis, clean, clipends, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
+from engine.prep import content
 from engine.prep import dataset as ds
 from engine.prep.report import Reporter
 from engine.prep.textnorm import comparable, normalize_text, repeated_loop
@@ -30,6 +35,31 @@ PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
 LOW_CONFIDENCE = 0.5
 SMALL_TRAIN = 40
 SMALL_EVAL = 5
+
+
+SECOND_PASS_CONFIDENCE = 0.75    # a duplicate clip less sure than this gets a second opinion
+RATE_MISFIT = 1.6                 # ... or one whose characters per second are this far from the median
+
+
+def _chars_per_second(seg: dict) -> float | None:
+    speech = float(seg.get("speech_seconds") or seg.get("duration") or 0.0)
+    letters = sum(1 for ch in seg.get("text", "") if ch.isalnum())
+    return letters / speech if speech > 0.3 and letters else None
+
+
+def _median_rate(segments: list[dict]) -> float | None:
+    rates = [r for r in (_chars_per_second(s) for s in segments if ds.included(s)) if r is not None]
+    return float(np.median(rates)) if len(rates) >= 5 else None
+
+
+def suspicious(seg: dict, median_rate: float | None) -> bool:
+    """Whether a clip's transcript deserves a second opinion."""
+    if seg.get("confidence", 0.0) < SECOND_PASS_CONFIDENCE:
+        return True
+    if {"hallucination", "repeated_text", "low_confidence"} & set(seg.get("flags", [])):
+        return True
+    rate = _chars_per_second(seg)
+    return bool(median_rate and rate and not (1 / RATE_MISFIT <= rate / median_rate <= RATE_MISFIT))
 
 
 class PrepError(Exception):
@@ -57,6 +87,8 @@ class PrepOptions:
     speaker_check: bool = True
     speaker_ref: str | None = None
     speaker_threshold: float | None = None
+    min_confidence: float | None = None   # clips whisper was less sure of are left out (flag doubtful)
+    model: str | None = None              # base model folder: token coverage of its vocab.json
 
     def validate(self) -> None:
         if not self.sources:
@@ -73,6 +105,10 @@ class PrepOptions:
             raise PrepError("--target-lufs must be between -40 and -10")
         if self.speaker_threshold is not None and not (0.0 < self.speaker_threshold < 1.0):
             raise PrepError("--speaker-threshold must be between 0 and 1 (cosine similarity)")
+        if self.min_confidence is not None and not (0.0 < self.min_confidence < 1.0):
+            raise PrepError("--min-confidence must be between 0 and 1 (mean word probability)")
+        if self.model and not (Path(self.model).expanduser() / "vocab.json").is_file():
+            raise PrepError(f"--model {self.model}: no vocab.json there (a base model folder has one)")
         if self.speaker_ref and not Path(self.speaker_ref).expanduser().is_file():
             raise PrepError(f"--speaker-ref {self.speaker_ref}: no such file")
 
@@ -121,10 +157,14 @@ class Prep:
         self.o = opts
         self.r = reporter
         self.out = Path(opts.out).expanduser().resolve()
-        self.work = self.out / ".work"
+        self.work = self.out / ".work" / f"{os.getpid()}"     # one working folder per job
         self.fp_dir = self.out / ".cache" / "fingerprints"
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
+        self._pool = None             # the prefetch worker (one thread) while sources are prepared
+        self._ahead = None            # (path, stem, sha, probe info, future) of the next source
+        self.skipped: list[dict] = []
+        self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
 
     # -------------------------------------------------------------------------------------------
     def run(self) -> PrepResult:
@@ -144,118 +184,287 @@ class Prep:
             r.info(f"Adding to the existing dataset: {len(existing['sources'])} sources, {n} clips already in it")
         else:
             self.manifest = ds.empty_manifest(o.language, intake.WORK_RATE)
+        self._tidy()
         self.manifest["settings"] = {
             "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
             "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
             "transcripts": o.transcripts, "denoise": o.denoise, "speaker_check": o.speaker_check,
-            "speaker_threshold": o.speaker_threshold,
+            "speaker_threshold": o.speaker_threshold, "min_confidence": o.min_confidence,
         }
 
         found = intake.discover(o.sources)
         skipped: list[dict] = list(found.skipped)
+        for s in found.skipped:
+            r.warn(f"Skipping {s['path']}: {s['reason']}", tag="AUDIO", code="skipped")
         r.info(f"Found {len(found.files)} audio files to process", tag="AUDIO")
         # metadata files sit beside the recordings or one level up (LJSpeech: metadata.csv + wavs/)
         folders = {f.path.parent for f in found.files} | {f.path.parent.parent for f in found.files}
-        known = metadata_texts(sorted(folders))
+        unreadable: list[dict] = []
+        known = metadata_texts(sorted(folders), unreadable)
+        for s in unreadable:
+            r.warn(f"Skipping {s['path']}: {s['reason']}", tag="DATA", code="skipped")
+        skipped.extend(unreadable)
 
         new_segments: list[dict] = []
         processed: list[_Source] = []
         seen_sha = {s["sha256"]: s for s in self.manifest["sources"]}
-        total_in = sum(1 for _ in found.files)
-        interrupted = False
-        with r.progress("prep", "Preparing sources", total_in) as bar:
-            for sf_ in found.files:
-                name = sf_.rel
-                try:
-                    src = self._intake(sf_, seen_sha, known)
-                    if src is None:
-                        continue
-                    segs = self._segment_and_write(src)
-                    new_segments.extend(segs)
-                    processed.append(src)
-                    self.manifest["sources"].append(src.entry)
-                    seen_sha[src.sha] = src.entry
-                except intake.IntakeError as exc:
-                    skipped.append({"path": str(sf_.path), "reason": str(exc)})
-                    r.warn(f"Skipping {name}: {exc}", tag="AUDIO")
-                except KeyboardInterrupt:
-                    # keep what is done: the finished sources are saved, a re-run adds the rest
-                    interrupted = True
-                    r.warn(f"Interrupted while preparing {name}: saving the {len(processed)} source(s) finished "
-                           "so far; run prep again to add the rest", tag="DATA", code="interrupted")
-                    break
-                finally:
-                    self._clean_work(sf_)
-                    bar.advance(1)
-        shutil.rmtree(self.work, ignore_errors=True)
+        # clips of earlier runs whose duplicate / speaker checks were interrupted are checked now
+        seg_by_id = {s["id"]: s for s in self.manifest["segments"]}
+        unchecked = [seg_by_id[i] for i in self.manifest.get("unchecked", []) if i in seg_by_id]
+        interrupted, failure, stage = False, None, "sources"
+        self.skipped = skipped
+        try:
+            with r.progress("prep", "Preparing sources", len(found.files)) as bar, self._prefetcher():
+                for k, sf_ in enumerate(found.files):
+                    name = sf_.rel
+                    stage = f"preparing {name}"
+                    try:
+                        src = self._intake(sf_, seen_sha, known)
+                        if src is None:
+                            continue
+                        if k + 1 < len(found.files):
+                            self._prefetch(found.files[k + 1], seen_sha)
+                        segs = self._segment_and_write(src)
+                        new_segments.extend(segs)
+                        processed.append(src)
+                        self.manifest["sources"].append(src.entry)
+                        self.manifest["segments"].extend(segs)
+                        seen_sha[src.sha] = src.entry
+                    except intake.IntakeError as exc:
+                        skipped.append({"path": str(sf_.path), "reason": str(exc)})
+                        r.warn(f"Skipping {name}: {exc}", tag="AUDIO", code="skipped")
+                    finally:
+                        self._clean_work()
+                        bar.advance(1)
+            to_check = unchecked + new_segments
+            self.manifest["unchecked"] = [s["id"] for s in to_check]
+            if to_check:
+                stage = "the duplicate check"
+                self._duplicates(to_check)
+                self._confidence_filter(to_check)
+                if o.speaker_check:
+                    stage = "the speaker check"
+                    self._speakers(to_check)
+            self.manifest["unchecked"] = []
+        except KeyboardInterrupt:
+            # keep what is done: the finished sources are saved, a re-run adds the rest and checks them
+            interrupted = True
+            r.warn(f"Interrupted during {stage}: saving the {len(processed)} source(s) finished so far; "
+                   "run prep again to add the rest", tag="DATA", code="interrupted")
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                self._save_after_crash()
+                raise
+            failure = self._failure(exc)
+        except BaseException:
+            self._save_after_crash()
+            raise
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
 
-        self.manifest["segments"].extend(new_segments)
         self.manifest["skipped"] = skipped
-        if new_segments and not interrupted:
-            self._duplicates(new_segments)
-            if o.speaker_check:
-                self._speakers(new_segments)
+        if self.manifest.get("unchecked"):
+            r.warn(f"{len(self.manifest['unchecked'])} clip(s) are not yet checked for duplicates and other speakers; "
+                   "the next prep run into this dataset checks them", tag="DATA", code="unchecked")
         usable = [s for s in self.manifest["segments"] if ds.included(s)]
         if not usable:
-            reason = self._nothing_usable_reason(found, skipped)
+            reason = failure or self._nothing_usable_reason(found, skipped)
             self._write_summary_only(skipped)
-            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
+            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0), interrupted)
+        # whatever happened, what is finished is saved: dataset.json, CSVs and wavs/ agree
+        r.info("Creating train/eval split", tag="DATA")
+        try:
+            self._save_guarded()
+        except KeyboardInterrupt:
+            interrupted = True        # held back until the save was complete
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                raise
+            failure = self._failure(exc, saved=False)
+        n_train, n_eval = self.counts
+        if failure is not None:
+            return PrepResult(False, failure, self._summary(processed, skipped, n_train, n_eval))
         if len(usable) < 2:
             reason = "only one usable clip: a dataset needs at least two (one to train on, one to evaluate)"
-            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
-
-        r.info("Creating train/eval split", tag="DATA")
-        ds.assign_splits(self.manifest["segments"], o.eval_fraction, o.seed)
-        self._report_stats(new_segments)
-        self._warnings(processed)
-        n_train, n_eval = ds.save(self.out, self.manifest)
-        r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
-        if n_train < SMALL_TRAIN:
-            r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
-        if n_eval < SMALL_EVAL:
-            r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
-        # warnings raised after save are stored too
-        self.manifest["warnings"] = r.warnings
-        ds.save(self.out, self.manifest)
+            return PrepResult(False, reason, self._summary(processed, skipped, n_train, n_eval), interrupted)
         summary = self._summary(processed, skipped, n_train, n_eval)
+        try:
+            self._report_stats(new_segments)
+            self._warnings(processed)
+            self._content()
+            r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
+            if n_train < SMALL_TRAIN:
+                r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
+            if n_eval < SMALL_EVAL:
+                r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
+            # warnings raised after the first save are stored too
+            self.manifest["warnings"] = r.warnings
+            self._save_guarded()
+            summary = self._summary(processed, skipped, n_train, n_eval)
+        except KeyboardInterrupt:
+            interrupted = True       # the dataset is saved already; only the report was cut short
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                raise
+            return PrepResult(False, self._failure(exc), summary)
         summary["interrupted"] = interrupted
         r.event("prep_summary", **summary)
         r.info(f"Dataset ready: {self.out / ds.TRAIN_CSV}", tag="DATA")
         return PrepResult(True, "", summary, interrupted)
 
     # -------------------------------------------------------------------------------------------
-    def _check_out_folder(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        probe = self.out / ".write-test"
-        try:
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise PrepError(f"cannot write to {self.out}: {exc.strerror}") from exc
+    def _save_guarded(self) -> tuple[int, int]:
+        """Split and save dataset.json + CSVs with Ctrl-C held back, so they always agree."""
+        with deferred_interrupts():
+            ds.assign_splits(self.manifest["segments"], self.o.eval_fraction, self.o.seed)
+            self.counts = ds.save(self.out, self.manifest)
+        return self.counts
 
-    def _clean_work(self, sf_: intake.SourceFile) -> None:
-        for f in self.work.glob("*") if self.work.exists() else []:
+    def _save_after_crash(self) -> None:
+        """An unexpected error: keep the finished sources before the error goes up."""
+        with contextlib.suppress(Exception):
+            if any(ds.included(s) for s in self.manifest.get("segments", [])):
+                self.manifest["skipped"] = self.skipped
+                self._save_guarded()
+
+    def _failure(self, exc: OSError, saved: bool = True) -> str:
+        reason = ioerrors.describe(exc)
+        done = sum(1 for s in self.manifest["segments"] if ds.included(s))
+        if not saved:
+            reason += "; dataset.json was left as it was before this run"
+        elif done:
+            reason += f"; what was finished before it is saved ({done} clips): run prep again to add the rest"
+        return reason
+
+    def _tidy(self) -> None:
+        """Remove what a killed run left behind: clips not in dataset.json (a source cut short),
+        temporaries of interrupted writes, caches of clips that are gone, working files. The dataset
+        lock is held, so none of it belongs to a running job."""
+        from engine.prep.review import journal
+
+        # clips the review's undo journal still needs (the parts of a merge, say) are not orphans
+        kept = [s for e in journal(self.out) for s in e.get("before", []) + e.get("after", [])]
+        known = {s["file"] for s in self.manifest["segments"] + kept if s.get("file")}
+        ids = {s["id"] for s in self.manifest["segments"] + kept if s.get("id")}
+        wavs = self.out / "wavs"
+        orphans = 0
+        if wavs.is_dir():
+            for f in wavs.iterdir():
+                if f.name.startswith(".") and f.is_file():
+                    f.unlink(missing_ok=True)          # a temporary of a write that never finished
+                elif f.suffix == ".wav" and f"wavs/{f.name}" not in known:
+                    f.unlink(missing_ok=True)
+                    orphans += 1
+        cache = self.out / ".cache" / "embeddings"
+        if cache.is_dir():
+            for f in cache.iterdir():
+                if f.stem not in ids or f.name.startswith("."):
+                    f.unlink(missing_ok=True)
+        for stale in (self.out / ".work", self.out / ".cache" / "fingerprints"):
+            if stale.is_dir():
+                for f in stale.iterdir():
+                    if f.is_dir():
+                        shutil.rmtree(f, ignore_errors=True)
+                    elif stale.name == ".work" or f.name.startswith("."):
+                        f.unlink(missing_ok=True)
+        for f in self.out.glob(".*.tmp"):
             f.unlink(missing_ok=True)
+        if orphans:
+            self.r.info(f"Removed {orphans} clip(s) an interrupted run left outside the dataset", tag="DATA")
+
+    def _check_out_folder(self) -> None:
+        check_out_folder(self.out)
+
+    def _clean_work(self) -> None:
+        """Remove the working files of the source just done (not those of a prefetched next one)."""
+        keep = self._ahead[1] if self._ahead else None
+        for f in self.work.glob("*") if self.work.exists() else []:
+            if keep is None or not f.name.startswith(keep + "."):
+                f.unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------------------------------
+    # While whisper transcribes one source, the next one is decoded, scanned and run through the
+    # VAD in a worker thread (ffmpeg and silero mostly wait on other cores / release the GIL).
+    @contextlib.contextmanager
+    def _prefetcher(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prep-prefetch")
+        try:
+            yield
+        except BaseException:
+            self._pool.shutdown(wait=False, cancel_futures=True)    # Ctrl-C: don't wait for its decode
+            raise
+        else:
+            self._pool.shutdown(wait=True)
+        finally:
+            self._pool, self._ahead = None, None
+
+    def _prefetch(self, sf_: intake.SourceFile, seen_sha: dict) -> None:
+        if self._pool is None or sf_.path.is_relative_to(self.out):
+            return
+        try:
+            sha = intake.file_sha256(sf_.path)
+            if sha in seen_sha:
+                return
+            info = intake.probe(sf_.path)
+        except (OSError, intake.IntakeError):
+            return          # reported when its turn comes
+        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+        fut = self._pool.submit(self._analyse, sf_, info, stem, False)
+        self._ahead = (sf_.path, stem, sha, info, fut)
+
+    def _analyse(self, sf_: intake.SourceFile, info, stem: str, show: bool = True):
+        """Decode, scan and VAD one source: (decoded, stats, power, regions)."""
+        r = self.r
+        if show:
+            with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
+                decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
+        else:
+            decoded = intake.decode(sf_.path, self.work, stem, channels=info.channels)
+        stats, power = analysis.scan(decoded.work22)
+        if stats.peak < 1e-4:
+            raise intake.IntakeError("digital silence (no signal at all)")
+        if show:
+            with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
+                regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        else:
+            regions, _probs = vad.speech_regions(decoded.work16)
+        return decoded, stats, power, regions
+
+    def _prefetched(self, path: Path):
+        """The worker's result for `path` (its exceptions raised here), or None."""
+        if not self._ahead or self._ahead[0] != path:
+            return None
+        _, stem, sha, info, fut = self._ahead
+        try:
+            result = fut.result()
+        finally:
+            self._ahead = None
+        return stem, sha, info, result
 
     def _intake(self, sf_: intake.SourceFile, seen_sha: dict, known: dict) -> _Source | None:
         r, o = self.r, self.o
         if sf_.path.is_relative_to(self.out):
             return None   # never re-ingest our own clips
-        sha = intake.file_sha256(sf_.path)
-        if sha in seen_sha:
-            prev = seen_sha[sha]
-            r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
-            return None
-        info = intake.probe(sf_.path)
-        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
-        with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
-            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance)
-        stats, power = analysis.scan(decoded.work22)
-        if stats.peak < 1e-4:
-            raise intake.IntakeError("digital silence (no signal at all)")
-        r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; processing with VAD", tag="AUDIO")
-        with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
-            regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        ahead = self._prefetched(sf_.path)
+        if ahead is not None:
+            stem, sha, info, (decoded, stats, power, regions) = ahead
+            r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; decoded and VAD done while the "
+                   "previous source was transcribed", tag="AUDIO")
+        else:
+            try:
+                sha = intake.file_sha256(sf_.path)
+            except OSError as exc:
+                raise intake.read_error(exc) from exc
+            if sha in seen_sha:
+                prev = seen_sha[sha]
+                r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
+                return None
+            info = intake.probe(sf_.path)
+            stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+            r.info(f"{sf_.rel}: original audio duration: {info.duration:.2f}s; processing with VAD", tag="AUDIO")
+            decoded, stats, power, regions = self._analyse(sf_, info, stem)
         if not regions:
             raise intake.IntakeError("no speech found by the voice activity detector")
         fp = _fingerprint(power)
@@ -263,16 +472,18 @@ class Prep:
         if dup_of:
             raise intake.IntakeError(f"same audio as {dup_of} (a re-encoded or renamed copy)")
         self.fp_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, fp)
+        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, fp)
 
         speaker = o.speaker or ds.slug(self.out.name, 30)
         if o.speaker_from_folders and sf_.subfolder:
             speaker = ds.slug(sf_.subfolder, 30)
         text = None
         if o.transcripts != "asr":
-            text = sidecar_text(sf_.path) or known.get(sf_.path)
+            try:
+                text = sidecar_text(sf_.path) or known.get(sf_.path)
+            except OSError as exc:
+                raise intake.IntakeError(f"its transcript cannot be read ({(exc.strerror or str(exc)).lower()})") from exc
             if text is None and o.transcripts == "files":
                 raise intake.IntakeError("no transcript (.txt/.lab beside it or metadata file) and --transcripts files")
         snr = analysis.estimate_snr(power, regions)
@@ -375,6 +586,17 @@ class Prep:
         return self._write_clips(src, segs)
 
     def _write_clips(self, src: _Source, segs: list[segment.Segment]) -> list[dict]:
+        """Cut, level and write the clips; on any failure (Ctrl-C, disk full) the clips of this
+        source already written are removed, so wavs/ only ever holds clips dataset.json lists."""
+        written: list[Path] = []
+        try:
+            return self._write_clips_into(src, segs, written)
+        except BaseException:
+            for f in written:
+                f.unlink(missing_ok=True)
+            raise
+
+    def _write_clips_into(self, src: _Source, segs: list[segment.Segment], written: list[Path]) -> list[dict]:
         o = self.o
         lufs = src.decoded.integrated_lufs
         gain_db = (o.target_lufs - lufs) if (o.normalize and lufs is not None) else 0.0
@@ -385,6 +607,7 @@ class Prep:
         wavs.mkdir(parents=True, exist_ok=True)
         limited = []
         floor = clean.noise_floor(src.power, clean.speech_mask(len(src.power), src.regions))
+        self._clip_edges(src, segs, floor)
         noise_sample = self._noise_sample(src)
         src_pauses = clean.pause_measures(src.power, src.regions, None, intake.WORK_RATE)
         if noise_sample is not None:
@@ -395,7 +618,11 @@ class Prep:
             residual = clean.denoise(noise_sample, intake.WORK_RATE, noise_sample)
             floor_after = float(np.mean(np.square(residual, dtype=np.float64)))
         snrs_before, snrs_after = [], []
-        with sf.SoundFile(str(src.decoded.work22)) as f:
+        emb_cache = self.out / ".cache" / "embeddings"
+        if o.speaker_check:
+            emb_cache.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(str(src.decoded.work22)) as f, sf.SoundFile(str(src.decoded.work16)) as f16, \
+                self.r.progress("clips", f"Writing clips of {src.file.rel}", len(segs)) as bar:
             rate = f.samplerate
             for k, s in enumerate(segs):
                 f.seek(int(s.start * rate))
@@ -431,8 +658,8 @@ class Prep:
                 audio = np.clip(audio * g, -1.0, 1.0)
                 seg_id = f"{src.entry['id']}_{k:03d}"
                 rel = f"wavs/{seg_id}.wav"
-                with atomic_path(self.out / rel, suffix=".wav") as tmp:
-                    sf.write(str(tmp), audio, rate, subtype="PCM_16", format="WAV")
+                _write_wav(self.out / rel, audio, rate)
+                written.append(self.out / rel)
                 text = normalize_text(s.text, o.language)
                 flags = list(s.flags)
                 conf = float(np.mean([w.prob for w in s.words])) if s.words else 0.0
@@ -460,6 +687,8 @@ class Prep:
                 }
                 if s.extended_from is not None:
                     seg["extended_from"] = round(s.extended_from, 3)
+                if s.edge_fixes:
+                    seg["edge_fixes"] = s.edge_fixes
                 seg["speech_seconds"] = round(float(cmask.sum()) * clean.FRAME, 2)
                 seg["snr_db"] = None if snr is None else round(snr, 1)
                 if o.denoise:
@@ -467,6 +696,16 @@ class Prep:
                 seg["pauses"] = pauses.as_dict()
                 self._apply_exclusion(seg)
                 out.append(seg)
+                if o.speaker_check:
+                    # the voice print from the 16 kHz working audio while it is at hand (no re-read)
+                    f16.seek(int(s.start * f16.samplerate))
+                    a16 = f16.read(round(s.duration * f16.samplerate), dtype="float32", always_2d=False)
+                    if len(a16):
+                        emb = clean.speaker_embedding(a16, f16.samplerate)
+                        written.append(emb_cache / f"{seg_id}.npy")
+                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+                            np.save(fh, emb)
+                bar.advance(1)
         if o.denoise and snrs_before and snrs_after:
             b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
             src.entry["quality"]["snr_db_denoised"] = round(a, 1)
@@ -476,6 +715,25 @@ class Prep:
             self.r.info(f"{src.file.rel}: gain reduced on {len(limited)} clip(s), by up to {max(limited):.1f} dB, to keep "
                         "peaks under -1 dBFS (peaky recording: its clips end up a little quieter than the rest)", tag="AUDIO")
         return out
+
+    def _clip_edges(self, src: _Source, segs: list[segment.Segment], floor: float | None) -> None:
+        """Move clip edges out of words and trim noisy or long tails (engine/audio/clipends.py);
+        flag what can't be fixed."""
+        floor_db = None if not floor else 10 * math.log10(floor + 1e-12)
+        dur = src.decoded.duration
+        fixed = 0
+        for k, s in enumerate(segs):
+            lo = segs[k - 1].end if k > 0 else 0.0
+            hi = segs[k + 1].start if k + 1 < len(segs) else dur
+            e = clipends.refine(s.start, s.end, s.words, src.power, floor_db, lo, hi, min_len=self.o.min_seconds)
+            s.start, s.end = e.start, e.end
+            s.flags = sorted(set(s.flags) | set(e.flags))
+            s.edge_fixes = e.fixes
+            fixed += bool(e.fixes)
+        flagged = sum(1 for s in segs if set(s.flags) & set(clipends.FLAGS))
+        if fixed or flagged:
+            self.r.info(f"{src.file.rel}: clip ends: {fixed} fixed (moved to a pause or tail trimmed), {flagged} "
+                        "flagged (cut_end, cut_start, tail_noise, no_tail)", tag="SEG", source=src.entry["id"])
 
     def _noise_sample(self, src: _Source, seconds: float = 10.0) -> np.ndarray | None:
         """Up to `seconds` of the recording's pauses (frames at least 50 ms from speech)."""
@@ -584,40 +842,95 @@ class Prep:
                 r.info(f"'{g[0]['text'][:60]}': {len(g)} occurrences ({', '.join(s['file'] for s in g[:4])})", tag="DUP")
         if loops:
             r.info(f"Found {len(loops)} clips whose transcription repeats itself", tag="DUP")
-        r.info("Re-transcribing duplicate files", tag="DUP")
         if self._needs_asr_model():
             t = self._get_transcriber()
         else:
             t = None
+        # the same sentence said twice is normal: only clips whose text looks doubtful get a second
+        # opinion (low confidence, a duration that does not fit the text, a hallucination or loop)
+        rate = _median_rate(self.manifest["segments"])
+        doubtful = [s for g in dup_groups for s in g
+                    if s["id"] in new_ids and s.get("text_source") != "file" and suspicious(s, rate)]
+        todo = doubtful + [s for s in loops if s not in doubtful]
+        if t is not None and todo:
+            r.info(f"Re-transcribing duplicate files: {len(todo)} doubtful clip(s) of "
+                   f"{sum(len(g) for g in dup_groups) + len(loops)} (the others' text is plausible)", tag="DUP")
+            self._second_pass(todo, t)
+        else:
+            r.info("Re-transcribing duplicate files: none is doubtful (confident words, a duration that fits "
+                   "the text)", tag="DUP")
+        shared = []
         for g in dup_groups:
-            for s in g:
-                if s["id"] in new_ids and t is not None and s.get("text_source") != "file":
-                    self._retranscribe(s, t)
             still = {}
             for s in g:
                 still.setdefault(comparable(s["text"]), []).append(s)
             for same in still.values():
                 if len(same) > 1:
+                    shared.append(same)
                     for s in same:
                         if "duplicate_text" not in s["flags"]:
                             s["flags"] = sorted(set(s["flags"]) | {"duplicate_text"})
-                    r.warn(f"{len(same)} clips still share the text '{same[0]['text'][:60]}' (flagged duplicate_text: "
-                           "review them; the same sentence said twice is fine)", tag="DUP")
+        if shared:
+            n = sum(len(same) for same in shared)
+            r.warn(f"{n} clips in {len(shared)} group(s) still share their text (flagged duplicate_text: review "
+                   "them; the same sentence said twice is fine)", tag="DUP", code="duplicate_text", count=n)
         for s in loops:
-            if t is not None:
-                self._retranscribe(s, t)
             if repeated_loop(s["text"]):
                 r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP")
             else:
                 s["flags"] = [f for f in s["flags"] if f != "repeated_text"]
                 self._apply_exclusion(s)
 
+    def _second_pass(self, segs: list[dict], t: Transcriber) -> None:
+        """Whisper's second opinion on `segs`, decoded as one batch, with progress."""
+        with self.r.progress("second_pass", "Re-transcribing doubtful clips", len(segs)) as bar:
+            results = t.retranscribe_batch([self._clip_audio16(s) for s in segs], on_done=bar.advance)
+        for seg, (text, conf) in zip(segs, results):
+            self._take_second_opinion(seg, text, conf)
+
+    def _confidence_filter(self, segs: list[dict]) -> None:
+        """--min-confidence: clips whisper was unsure of, or whose two passes disagree, are left
+        out of training with the flag `doubtful` (restorable in Review)."""
+        floor = self.o.min_confidence
+        if floor is None:
+            return
+        out = []
+        for s in segs:
+            if s.get("text_source") == "file" or not ds.included(s):
+                continue
+            second = s.get("second_pass")
+            disagree = bool(second and second.get("text") and comparable(second["text"]) != comparable(
+                s.get("text_first_pass", s["text"])))
+            if s.get("confidence", 0.0) < floor or disagree:
+                s["flags"] = sorted(set(s["flags"]) | {"doubtful"})
+                s["doubtful_reason"] = ("the two whisper passes disagree" if disagree
+                                        else f"confidence {s.get('confidence', 0.0):.2f} < {floor:g}")
+                self._apply_exclusion(s)
+                out.append(s)
+        if out:
+            self.r.warn(f"{len(out)} clip(s) left out as doubtful (confidence under {floor:g} or the two whisper "
+                        "passes disagree; flag doubtful, restore them in Review)", tag="DATA", code="doubtful",
+                        count=len(out))
+
+    def _content(self) -> None:
+        """The content report (engine/prep/content.py), stored in dataset.json, shown, and advice."""
+        o, r = self.o, self.r
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        with r.progress("content", "Content report", None):
+            rep = content.content_report(usable, self.manifest["sources"], o.language, o.min_seconds, o.max_seconds,
+                                         Path(o.model).expanduser() if o.model else None)
+        self.manifest["content"] = rep
+        r.info("Content report:", tag="DATA", details=content.lines(rep))
+        r.event("content_report", content=rep)
+        for code, msg in content.advice(rep):
+            r.warn(msg, tag="DATA", code=code)
+
     def _needs_asr_model(self) -> bool:
         return any(src.get("transcript") == "asr" for src in self.manifest["sources"])
 
-    def _retranscribe(self, seg: dict, t: Transcriber) -> None:
-        text, conf = t.retranscribe(self._clip_audio16(seg))
+    def _take_second_opinion(self, seg: dict, text: str, conf: float) -> None:
         text = normalize_text(text, self.o.language)
+        seg["second_pass"] = {"text": text, "confidence": round(conf, 3)}
         # a second opinion replaces the first only when whisper is at least as sure of it
         if text and comparable(text) != comparable(seg["text"]) and conf >= seg.get("confidence", 0.0) - 0.02 \
                 and not repeated_loop(text):
@@ -736,6 +1049,32 @@ class Prep:
         }
 
 
+def check_out_folder(out: Path) -> None:
+    """Create the dataset folder and make sure this process can write in it (PrepError if not)."""
+    out = Path(out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepError(f"cannot create {out}: {(exc.strerror or str(exc)).lower()}") from exc
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        raise PrepError(f"cannot write to {out}: {(exc.strerror or str(exc)).lower()}") from exc
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """16-bit WAV, atomically; encoded in memory and written by Python, so a full disk is an
+    OSError(ENOSPC) naming the file and not libsndfile's "System error"."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, subtype="PCM_16", format="WAV")
+    with atomic_path(path, suffix=".wav") as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
+
+
 def _cuda_memory_lines() -> list[str]:
     try:
         import torch
@@ -747,9 +1086,17 @@ def _cuda_memory_lines() -> list[str]:
     return [f"Total: {total / mb:.2f} MB", f"Used:  {(total - free) / mb:.2f} MB", f"Free:  {free / mb:.2f} MB"]
 
 
-def run_prep(opts: PrepOptions, reporter: Reporter) -> PrepResult:
-    """The Python entry point (the TUI and tests call this; the CLI wraps it)."""
+def run_prep(opts: PrepOptions, reporter: Reporter, lock: bool = True) -> PrepResult:
+    """The Python entry point (tests call this; the CLI wraps it).
+
+    The dataset folder's lock is held for the whole job (`lock=False`: the caller holds it); a
+    second job on the same folder is refused with a message naming the holder."""
     try:
-        return Prep(opts, reporter).run()
-    except (PrepError, ds.DatasetError, intake.ToolMissing) as exc:
+        if not lock:
+            return Prep(opts, reporter).run()
+        out = Path(opts.out).expanduser()
+        check_out_folder(out)
+        with locks.hold(out, "xtts-ft prep"):
+            return Prep(opts, reporter).run()
+    except (PrepError, ds.DatasetError, intake.ToolMissing, locks.Busy) as exc:
         return PrepResult(False, str(exc))

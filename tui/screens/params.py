@@ -58,7 +58,8 @@ GUIDE = {
 GPU_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 80)  # GiB choices when there is no GPU (or to plan for another)
 NO_GPU_SIZE = 12  # the guide's minimum: what the estimate is for until a size is picked
 GUIDE["_vram"] = ("The card the memory estimate is for: the GPU found, or a size you pick (no GPU here, or "
-                  "another machine). Full-size XTTS v2, per GPU, with ~1.1x + 0.8 GiB of CUDA overhead.")
+                  "another machine). For the chosen model's size (XTTS v2 when none is chosen), per GPU, with "
+                  "~1.1x + 0.8 GiB of CUDA overhead. `xtts-ft estimate` prints the same figures.")
 
 
 def _gb(n: int) -> str:
@@ -82,25 +83,24 @@ def default_base_model(models_dir: Path) -> Path | None:
     return None
 
 
-def memory_fit(vals: dict, total_bytes: int) -> dict | None:
-    """The engine's estimate for the form's values on a GPU of `total_bytes`: {fits, gpu_bytes,
-    largest (the largest batch that fits, 0 = none), checkpointing (on for this estimate), auto}.
-    None while a value it needs is invalid."""
+def memory_fit(vals: dict, total_bytes: int, dims: tm.ModelDims | None = None, bf16: bool = True) -> dict | None:
+    """The engine's resolution and estimate (`engine.train.lean.resolve_options`, the one the training
+    preflight and `xtts-ft estimate` use) for the form's values, on a GPU of `total_bytes` and a
+    model of `dims` (default XTTS v2): {fits, gpu_bytes, largest (the largest batch that fits, 0 =
+    none), checkpointing (on for this estimate), auto, summary}. None while a value it needs is invalid."""
+    from engine.train import lean
+
     need = ("batch_size", "max_audio_seconds", "precision", "grad_checkpointing", "tanh_gelu", "fused_adamw",
             "adamw_8bit", "frozen_off_gpu", "optimizer")
     if any(vals.get(k) is None for k in need):
         return None
     cfg = dict(vals)
-    gc = cfg["grad_checkpointing"]
-    on = tm.needs_checkpointing(cfg, total_bytes) if gc == "auto" else gc == "on"
-    e = tm.estimate_from_config(cfg, grad_checkpointing=on)
-    opts = {"precision": "bf16" if cfg["precision"] == "auto" else cfg["precision"], "tanh_gelu": cfg["tanh_gelu"],
-            "grad_checkpointing": gc != "off",  # auto turns it on when a batch needs it
-            "optimizer": tm.optimizer_kind(cfg["optimizer"], cfg["fused_adamw"], cfg["adamw_8bit"]),
-            "frozen_off_gpu": cfg["frozen_off_gpu"]}
-    largest = tm.largest_batch(total_bytes, float(cfg["max_audio_seconds"]), **opts)
-    return {"fits": e["gpu_bytes"] <= total_bytes, "gpu_bytes": e["gpu_bytes"], "largest": largest,
-            "checkpointing": on, "auto": gc == "auto", "summary": e["summary"]}
+    gpu = {"available": True, "bf16": bf16, "total_mb": total_bytes / 2**20}
+    out = lean.resolve_options(cfg, "cuda", gpu, dims=dims, planning=True)
+    e = out["estimate"]
+    return {"fits": bool(out["fits"]), "gpu_bytes": e["gpu_bytes"], "largest": out["largest_batch"] or 0,
+            "checkpointing": cfg["grad_checkpointing"] == "on", "auto": vals["grad_checkpointing"] == "auto",
+            "summary": e["summary"]}
 
 
 class ParamsScreen(StudioScreen):
@@ -293,6 +293,24 @@ class ParamsScreen(StudioScreen):
             return int(hw["total_mb"] * 2**20), "(found)"
         return NO_GPU_SIZE * tm.GiB, "(no GPU)" if hw is not None else "(checking)"
 
+    def _dims(self) -> tuple[tm.ModelDims, str]:
+        """The chosen model's dimensions (config.json + vocab.json, cached by file times) and how the
+        estimate names them; XTTS v2's when no readable model folder is chosen."""
+        folder = Path(self.query_one("#p-_model", Input).value.strip() or ".").expanduser()
+        try:
+            key = (str(folder), (folder / "config.json").stat().st_mtime, (folder / "vocab.json").stat().st_mtime
+                   if (folder / "vocab.json").exists() else 0)
+        except OSError:
+            return tm.XTTS_V2, "XTTS v2 assumed"
+        if getattr(self, "_dims_cache", (None,))[0] != key:
+            try:
+                d = tm.dims_from_folder(folder)
+                label = "XTTS v2 size" if d == tm.XTTS_V2 else f"{folder.name}: GPT {d.layers}x{d.model_dim}"
+            except tm.ModelDimsError:
+                d, label = tm.XTTS_V2, "XTTS v2 assumed"
+            self._dims_cache = (key, d, label)
+        return self._dims_cache[1], self._dims_cache[2]
+
     def _language(self, raw: dict, vals: dict) -> tuple[str, str, str | None]:
         """(language, how its text is cleaned, error or None) for the chosen model: a built-in XTTS
         language, or one the model declares (`xtts-ft vocab extend --language`)."""
@@ -379,7 +397,9 @@ class ParamsScreen(StudioScreen):
         t.append("\nMemory ", style="bold")
         if w is None or (w > 1 and lay.get("backend") == "nccl"):
             t.append("per GPU ", style="bold")
-        fit = memory_fit(vals, total)
+        dims, for_model = self._dims()
+        hw_bf16 = bool(hw.get("bf16", True)) if hw and hw.get("available") and where != "(picked)" else True
+        fit = memory_fit(vals, total, dims, bf16=hw_bf16)
         if fit is None:
             t.append("– (fix the values marked ✗)", style="dim")
         else:
@@ -398,6 +418,7 @@ class ParamsScreen(StudioScreen):
                 t.append(f"max batch {lb}", style="bold yellow" if lb < (b or 0) else "")
             else:
                 t.append("not even batch 1: shorter clips", style="bold red")
+            t.append(f" · {for_model}", style="dim")
         t.append("\nModel ", style="bold")
         mc = self.model_check
         if mc is None:
@@ -430,8 +451,8 @@ class ParamsScreen(StudioScreen):
     def _changed(self, event) -> None:
         wid = event.control.id or ""
         if not self.form_ready:
-            return  # the Changed messages of the widgets' first values (the saved form)
-        if wid == "p-preset":
+            pass  # the widgets' first values (the saved form): no preset applied over them
+        elif wid == "p-preset":
             if event.value != Select.NULL and event.value in PRESETS:
                 for k, v in PRESETS[event.value][1].items():
                     w = self.query_one(f"#p-{k}")

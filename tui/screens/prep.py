@@ -121,11 +121,14 @@ class PrepScreen(StudioScreen):
     MODE = "prep"
     BINDINGS = [
         Binding("ctrl+r", "run_prep", "Run prep", id="prep.run", priority=True),
-        Binding("ctrl+a", "add_source", "Add source", id="prep.add", priority=True),
-        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True),
+        Binding("ctrl+a", "add_source", "Add", id="prep.add", priority=True,
+                tooltip="Add the file or folder under the tree's cursor to the sources"),
+        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True,
+                tooltip="Remove the selected source from the list"),
         Binding("ctrl+x", "stop_prep", "Stop prep", id="prep.stop", priority=True),
         Binding("ctrl+t", "next_tab", "Next tab", id="prep.tab", priority=True),
         Binding("ctrl+u", "tree_up", "Tree: parent folder", show=False, id="prep.up"),
+        Binding("ctrl+l", "listen", "Listen", id="prep.listen", priority=True),
     ]
 
     def __init__(self) -> None:
@@ -269,6 +272,36 @@ class PrepScreen(StudioScreen):
         node = tree.cursor_node
         if node is not None and node.data is not None:
             self._add(str(node.data.path))
+
+    def listen_target(self) -> Path | None:
+        """The recording under the cursor of the visible tab: the report's row, the sources list's
+        item, else the file tree's node."""
+        tabs = self.query_one("#prep-tabs", TabbedContent).active
+        if tabs == "tab-report":
+            t = self.query_one("#report-table", DataTable)
+            if t.row_count:
+                key = t.coordinate_to_cell_key((t.cursor_row or 0, 0)).row_key.value or ""
+                path = key.split(":", 1)[-1]
+                return Path(path) if path and path != "None" else None
+            return None
+        if self.focused is self.query_one("#src-list", ListView):
+            i = self.query_one("#src-list", ListView).index
+            if i is not None and 0 <= i < len(self.sources) and Path(self.sources[i]).is_file():
+                return Path(self.sources[i])
+        node = self.query_one(SourceTree).cursor_node
+        if node is not None and node.data is not None and Path(node.data.path).is_file():
+            return Path(node.data.path)
+        return None
+
+    def action_listen(self) -> None:
+        from tui.audio import play
+
+        target = self.listen_target()
+        if target is None:
+            self.notify("Put the cursor on a recording (file tree, sources list or report) to listen to it.",
+                        title="Listen", timeout=5)
+            return
+        play(self.app, target)
 
     def action_tree_up(self) -> None:
         tree = self.query_one(SourceTree)
@@ -480,7 +513,8 @@ class PrepScreen(StudioScreen):
                           f"{q.get('lufs', float('nan')):.1f}", f"{q.get('peak_dbfs', float('nan')):.1f}",
                           f"{(q.get('clipping_ratio') or 0) * 100:.2f}",
                           (">60" if (q.get("snr_db") or 0) >= 60 else f"{q.get('snr_db') or 0:.0f}"),
-                          snr_pair(before, after), f"{q.get('speech_seconds') or 0:.1f}")
+                          snr_pair(before, after), f"{q.get('speech_seconds') or 0:.1f}",
+                          key=f"{len(table.rows)}:{s.get('path')}")
 
 
 def _median(xs: list[float]) -> float | None:
@@ -554,6 +588,25 @@ def cleaning_report(m: dict) -> Text:
     return t
 
 
+def content_section(m: dict) -> Text:
+    """The content report prep stored (engine/prep/content.py) and the clip-end flags, in lines."""
+    from engine.prep import content
+
+    t = Text()
+    rep = m.get("content")
+    if rep:
+        t.append("Content\n", style="bold")
+        for line in content.lines(rep):
+            t.append(f" {line}\n", style="yellow" if "missing" in line or "not available" in line else "")
+    used = [s for s in m.get("segments", []) if not s.get("excluded")]
+    ends = {f: sum(1 for s in used if f in s.get("flags", [])) for f in ("cut_end", "cut_start", "tail_noise", "no_tail")}
+    fixed = sum(1 for s in used if s.get("edge_fixes"))
+    if any(ends.values()) or fixed:
+        flagged = ", ".join(f"{n} {f.replace('_', ' ')}" for f, n in ends.items() if n) or "none flagged"
+        t.append(f"Clip ends: {fixed} fixed by prep; {flagged}\n", style="yellow" if any(ends.values()) else "")
+    return t
+
+
 def quality_report(folder: Path, m: dict) -> Text:
     segs = m.get("segments", [])
     used = [s for s in segs if not s.get("excluded")]
@@ -589,6 +642,7 @@ def quality_report(folder: Path, m: dict) -> Text:
         t.append(f"Source SNR: worst {lo:.0f} dB\n" if lo < 60 else "Source SNR: >60 dB in every file\n",
                  style="yellow" if lo < 25 else "")
     t.append_text(cleaning_report(m))
+    t.append_text(content_section(m))
     warns = m.get("warnings", [])
     if warns:
         t.append(f"Warnings ({len(warns)}):\n", style="bold yellow")
