@@ -81,7 +81,10 @@ def run_bare(model, dataset, tmp, i, a) -> tuple[list[float], list[float]]:
     out.mkdir()
     subprocess.run([sys.executable, str(ROOT / "bench" / "bare_coqui_train.py"), str(model), str(dataset), str(out),
                     str(a.epochs), str(a.batch), str(a.workers), str(a.threads), "1"],
-                   cwd=out, check=True, capture_output=True)
+                   cwd=out, check=True, capture_output=True, start_new_session=True)
+    # its own session, as the engine's detached worker (setsid): with the kernel's autogroup
+    # scheduling every session gets an equal CPU share on a loaded machine, so a bare script left in
+    # the benchmark's session (with whatever else runs there) would get less and look slower
     stamps = [tuple(s) for s in json.loads((out / "stamps.json").read_text())["stamps"]]
     return intervals(stamps), cpu_intervals(stamps)
 
@@ -178,7 +181,8 @@ def main() -> int:
             + f", batch {a.batch}, workers {a.workers}, {a.threads} thread(s), seed 1, {a.epochs} epochs per run, "
             f"{a.repeats} interleaved repeats (order rotated)",
             f"# machine: {os.cpu_count()} CPU cores, load average {load0[0]:.1f} before / {load1[0]:.1f} after "
-            "(other jobs were running: compare the ratios, and the CPU-time ratios above all)", ""]
+            "(other jobs were running: compare the ratios, and the CPU-time ratios above all); every run in its "
+            "own session (equal autogroup CPU share)", ""]
     if not a.no_write:
         (ROOT / "bench" / "results" / "train_overhead.txt").write_text("\n".join(head + lines) + "\n")
     return 0
