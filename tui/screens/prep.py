@@ -121,8 +121,10 @@ class PrepScreen(StudioScreen):
     MODE = "prep"
     BINDINGS = [
         Binding("ctrl+r", "run_prep", "Run prep", id="prep.run", priority=True),
-        Binding("ctrl+a", "add_source", "Add source", id="prep.add", priority=True),
-        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True),
+        Binding("ctrl+a", "add_source", "Add", id="prep.add", priority=True,
+                tooltip="Add the file or folder under the tree's cursor to the sources"),
+        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True,
+                tooltip="Remove the selected source from the list"),
         Binding("ctrl+x", "stop_prep", "Stop prep", id="prep.stop", priority=True),
         Binding("ctrl+t", "next_tab", "Next tab", id="prep.tab", priority=True),
         Binding("ctrl+u", "tree_up", "Tree: parent folder", show=False, id="prep.up"),

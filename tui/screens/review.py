@@ -84,13 +84,13 @@ class ReviewScreen(StudioScreen):
     MODE = "review"
     BINDINGS = [
         Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the transcript"),
-        Binding("d", "drop", "Drop/keep", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
+        Binding("d", "drop", "Drop", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
         Binding("m", "merge", "Merge", id="review.merge", tooltip="Merge with the next clip of the source"),
         Binding("s", "split", "Split", id="review.split"),
         Binding("u", "undo", "Undo", id="review.undo"),
         Binding("p", "play", "Play", id="review.play"),
-        Binding("f", "filter", "Filter", id="review.filter"),
-        Binding("o", "sort", "Sort", id="review.sort"),
+        Binding("f", "filter", "Filter", show=False, id="review.filter"),  # named in the header
+        Binding("o", "sort", "Sort", show=False, id="review.sort"),
     ]
 
     def __init__(self) -> None:
