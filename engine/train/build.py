@@ -25,6 +25,10 @@ def build(engine) -> None:
         from engine.train import distributed as dist_mod
 
         dist_mod.init_process_group(engine.dist)
+    frac = float(cfg.get("vram_fraction") or 0)
+    if engine.device == "cuda" and 0 < frac < 1:  # a shared GPU: this process allocates at most frac of it
+        torch.cuda.set_per_process_memory_fraction(frac, torch.cuda.current_device())
+        engine.rep.info(f"GPU memory capped at {frac:g} of the card for this process (--vram-fraction)", tag="GPU")
     from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTArgs, GPTTrainer, GPTTrainerConfig  # noqa: F401
 
     torch.set_num_threads(threads)  # the XTTS dataset module sets 1 on import (STACK.md)
@@ -139,6 +143,9 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
     margs.setdefault("gpt_num_audio_tokens", 1026)
     margs.setdefault("gpt_start_audio_token", 1024)
     margs.setdefault("gpt_stop_audio_token", 1025)
+    # the guide's "Custom Loss Functions": coqui's weights of the two cross-entropies (older runs: defaults)
+    margs["gpt_loss_text_ce_weight"] = float(cfg.get("text_ce_weight", 0.01))
+    margs["gpt_loss_mel_ce_weight"] = float(cfg.get("mel_ce_weight", 1.0))
     opt_name, opt_params = tc.optimizer_spec(cfg)
     mixed = cfg["precision"] != "fp32"
     return GPTTrainerConfig(

@@ -35,6 +35,7 @@ def preflight(engine) -> None:
         f"- Learning Rate Scheduler: {sched}",
         f"- Optimizer: {tc.OPTIMIZERS[cfg['optimizer']]}",
         f"- Precision: {cfg['precision']}",
+        f"- Loss weights: text_ce {cfg.get('text_ce_weight', 0.01):g}, mel_ce {cfg.get('mel_ce_weight', 1.0):g}",
     ])
     # GPU
     want = cfg["device"]

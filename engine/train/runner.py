@@ -50,7 +50,12 @@ class Engine:
         self.dist = dist_mod.context(self.cfg)  # rank / world size from torchrun (one process: rank 0 of 1)
         self.dist_gpus: list | None = None  # latest per-rank GPU samples (distributed runs)
         # only global rank 0 writes events.jsonl (and checkpoints, best model, samples)
-        self.events = EventWriter(self.run / "events.jsonl") if self.dist.is_main else dist_mod.NullEvents()
+        if self.dist.is_main:  # events.jsonl (the studio's source), mirrored into R/tensorboard/
+            from engine.train.tensorboard import TensorBoardEvents
+
+            self.events = TensorBoardEvents(EventWriter(self.run / "events.jsonl"), self.run)
+        else:
+            self.events = dist_mod.NullEvents()
         from rich.console import Console
 
         console = Console(file=sys.stdout, no_color=True, force_terminal=False, width=160, soft_wrap=True)
