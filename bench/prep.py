@@ -226,18 +226,22 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def bench_set(kind: str, repeats: int, model: str, tmp: Path, lines: list[str]) -> dict:
+def bench_set(kind: str, repeats: int, model: str, tmp: Path, lines: list[str], tools=TOOLS) -> dict:
     from engine.audio.intake import probe
 
     src = tmp / f"src_{kind}"
+    if src.is_dir():            # --keep: the same set again
+        import shutil
+
+        shutil.rmtree(src)
     known = make_unique_set(src) if kind == "unique" else make_repeated_set(src)
     audio_s = sum(probe(p).duration for p in src.iterdir())
     n_sent = sum(len(v) for v in known.values())
     lines.append(f"== {kind} set: {len(known)} files, {audio_s:.0f} s of audio, {n_sent} sentences "
                  f"({len({s for v in known.values() for s in v})} distinct); whisper tiny.en int8 on CPU")
-    runs: dict[str, list[dict]] = {t: [] for t in TOOLS}
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
     for rep in range(repeats):
-        order = TOOLS[rep % 3:] + TOOLS[: rep % 3]      # interleaved, rotating order
+        order = tools[rep % len(tools):] + tools[: rep % len(tools)]      # interleaved, rotating order
         for tool in order:
             out = tmp / f"out_{kind}_{tool}_{rep}"
             res = run_tool(tool, src, out, model)
@@ -246,15 +250,19 @@ def bench_set(kind: str, repeats: int, model: str, tmp: Path, lines: list[str]) 
             subprocess.run(["rm", "-rf", str(out)], check=False)
     lines.append(f"{'tool':<22}{'time s (median, min-max)':>28}{'clips':>7}{'in [2,11] s':>13}{'WER':>8}")
     for tool, label in (("xtts-ft", "xtts-ft prep"), ("coqui", "coqui formatter"), ("bare", "bare faster-whisper")):
+        if tool not in tools:
+            continue
         r0 = runs[tool][-1]
         times = [r["time"] for r in runs[tool]]
         durs = r0.get("durs")
         lines.append(f"{label:<22}{spread(times):>28}{(len(durs) if durs else '-'):>7}"
                      f"{(f'{inside(durs):.0%}' if durs else '-'):>13}{wer_per_source(r0['texts'], known):>8.3f}")
-    r_coqui = [a["time"] / b["time"] for a, b in zip(runs["xtts-ft"], runs["coqui"])]
-    r_bare = [a["time"] / b["time"] for a, b in zip(runs["xtts-ft"], runs["bare"])]
-    lines.append(f"time ratio xtts-ft / coqui formatter (paired per repeat): {spread(r_coqui)}")
-    lines.append(f"time ratio xtts-ft / bare batched faster-whisper:          {spread(r_bare)}")
+    r_coqui = [a["time"] / b["time"] for a, b in zip(runs["xtts-ft"], runs.get("coqui", []))]
+    r_bare = [a["time"] / b["time"] for a, b in zip(runs["xtts-ft"], runs.get("bare", []))]
+    if r_coqui:
+        lines.append(f"time ratio xtts-ft / coqui formatter (paired per repeat): {spread(r_coqui)}")
+    if r_bare:
+        lines.append(f"time ratio xtts-ft / bare batched faster-whisper:          {spread(r_bare)}")
     ours = runs["xtts-ft"]
     stage_tot: dict[str, list[float]] = {}
     for r in ours:
@@ -270,6 +278,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=["unique", "repeated", "both"], default="both")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: xtts-ft,coqui,bare")
     ap.add_argument("--child", nargs=4, metavar=("TOOL", "SRC", "OUT", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--keep", type=Path, default=None, help="generate the sets in this folder (kept) instead of a temp one")
     args = ap.parse_args()
@@ -286,12 +295,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(args.keep) if args.keep else Path(tmp)
         tmp.mkdir(parents=True, exist_ok=True)
-        results = {k: bench_set(k, args.repeats, model, tmp, lines) for k in kinds}
+        tools = tuple(t for t in args.tools.split(",") if t)
+        results = {k: bench_set(k, args.repeats, model, tmp, lines, tools) for k in kinds}
     lines.append(f"load average at the end {os.getloadavg()[0]:.1f}")
-    if "repeated" in results:
+    print("\n".join(lines), flush=True)
+    lines = []
+    if "repeated" in results and results["repeated"]["coqui"]:
         med = statistics.median(results["repeated"]["coqui"])
         lines.append(f"target (repeated set) xtts-ft ≤ 0.6× coqui formatter: {'met' if med <= 0.6 else 'NOT met'} ({med:.2f})")
-    if "unique" in results:
+    if "unique" in results and results["unique"]["bare"]:
         med = statistics.median(results["unique"]["bare"])
         lines.append(f"target (unique set) xtts-ft ≤ 1.1× bare batched faster-whisper: {'met' if med <= 1.1 else 'NOT met'} ({med:.2f})")
     print("\n".join(lines))

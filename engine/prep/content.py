@@ -188,7 +188,7 @@ def phoneme_coverage(texts: list[str], language: str) -> dict:
 # ------------------------------------------------------------------------------------------- tokens
 def token_coverage(texts: list[str], language: str, vocab: Path | None) -> dict:
     if vocab is None:
-        return {"available": False, "reason": "no base model given (pass --model DIR to measure it)"}
+        return {"available": False, "reason": "no base model given; pass --model DIR to measure it"}
     vocab = Path(vocab)
     if vocab.is_dir():
         vocab = vocab / "vocab.json"

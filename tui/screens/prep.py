@@ -404,6 +404,11 @@ class PrepScreen(StudioScreen):
                 args += ["--speaker-ref", str(Path(v["speaker_ref"]).expanduser().resolve())]
             if v["speaker_threshold"]:
                 args += ["--speaker-threshold", v["speaker_threshold"]]
+        from tui.screens.params import default_base_model
+
+        base = default_base_model(self.app.studio.models_dir)
+        if base is not None and (base / "vocab.json").is_file():
+            args += ["--model", str(base)]          # the content report's token coverage
         try:
             self.app.start_prep(args, out)
         except OSError as exc:
