@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = [
     "engine.prep.cli",
     "engine.model.vocab_cli",
+    "engine.model.cli",
     "engine.demo",
     "engine.train.cli",
     "engine.listen.cli",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.train.oom import OOM_ADVICE
+
 TITLES = {
     "oom": "Out of memory",
     "overtraining": "Overtraining",
@@ -14,12 +16,7 @@ TITLES = {
 }
 
 ADVICE = {
-    "oom": [
-        "Reduce the batch size to fit within VRAM.",
-        "Increase gradient accumulation to keep the effective batch (e.g. batch 8 x accumulation 4 = 32).",
-        "Limit the maximum audio length: shorter clips use less memory.",
-        "Lower the data-loader workers (2-4).",
-    ],
+    "oom": OOM_ADVICE,  # the engine's own (the oom alert carries it too)
     "overtraining": [
         "Early stopping: stop now, the best model is kept (s stops safely).",
         "Lower the learning rate for finer adjustments without overfitting.",

@@ -124,6 +124,7 @@ class XttsStudio(App):
             self.gpu = {"gpu": {"available": False, "reason": "not queried"}, "ram": None}
         if self.studio.run:
             self.follow_run(self.studio.run)
+        self.attach_prep()  # a prep job still running from an earlier session
         start = self._start or "home"
         if start != "home":
             self.call_after_refresh(self.switch_mode, start)
@@ -227,10 +228,11 @@ class XttsStudio(App):
     # ------------------------------------------------------------------ prep jobs
     def start_prep(self, args: list[str], dataset: Path) -> None:
         from engine import locks
+        from engine.jobs import JobFiles
 
         dataset.mkdir(parents=True, exist_ok=True)
-        events = dataset / "prep_events.jsonl"
-        offset = events.stat().st_size if events.exists() else 0
+        files = JobFiles("prep", dataset)
+        offset = files.events.stat().st_size if files.events.exists() else 0
         log = dataset / "prep_tui.log"
         with self.prep_model.lock:
             self.prep_model.clear()
@@ -246,40 +248,93 @@ class XttsStudio(App):
             self.prep_proc = None
             return
         log_offset = log.stat().st_size if log.exists() else 0
+        with self.prep_model.lock:
+            self.prep_model.alive = True
         self.prep_proc = self.studio.spawn(args, log)
         self.studio.remember_dataset(dataset.resolve())
-        self._follow_prep(events, offset, self.prep_proc, log, log_offset)
+        self._follow_prep(files, offset, self.prep_proc, log, log_offset)
+
+    def attach_prep(self) -> bool:
+        """Follow a prep job that is still running although this studio did not start it (a studio
+        restarted, or one in another terminal): found by its prep_process.json, current dataset first."""
+        from engine.jobs import JobFiles
+        from engine.jobs import process as jp
+
+        if self.prep_model.alive:
+            return False
+        current = self.studio.dataset
+        folders = ([current] if current else []) + [d for d in self.studio.find_datasets() if d != current]
+        for d in folders:
+            files = JobFiles("prep", Path(d))
+            if jp.alive(files.process):
+                info = jp.read_process(files.process) or {}
+                with self.prep_model.lock:
+                    self.prep_model.clear()
+                    self.prep_model.alive = True
+                self.prep_dataset = Path(d)
+                self.prep_proc = None
+                self._follow_prep(files, int(info.get("offset") or 0), None)
+                return True
+        return False
 
     @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
-    def _follow_prep(self, path: Path, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:
+    def _follow_prep(self, files, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:
+        """Follow a prep job's events until its process ends: `proc` when this studio started it
+        (its exit code), else its prep_process.json (re-attached)."""
+        from engine.jobs import process as jp
+        from engine.jobs import states
+
         worker = get_current_worker()
         model = self.prep_model
-        tail = EventTail(path, offset)
+        tail = EventTail(files.events, offset)
+        last_check = time.monotonic()
         while not worker.is_cancelled:
             events = tail.poll()
             if events:
                 model.absorb_all(events)
-            code = proc.poll() if proc is not None else None
-            if code is not None:
+            code, ended = None, False
+            if proc is not None:
+                code = proc.poll()
+                ended = code is not None
+            elif time.monotonic() - last_check > 1.0:
+                last_check = time.monotonic()
+                ended = not jp.alive(files.process)
+            if ended:
                 events = tail.poll()
                 model.absorb_all(events)
                 with model.lock:
                     model.alive = False
-                    if model.state not in ("finished", "failed"):
+                    if not states.is_final(model.state):
                         model.state = "failed"
-                        model.reason = _last_reason(log, log_offset, "xtts-ft prep: ") or \
-                            f"xtts-ft prep exited with code {code} (see prep_tui.log)"
+                        model.reason = (_last_reason(log, log_offset, "xtts-ft prep: ") if log else None) or (
+                            f"xtts-ft prep exited with code {code} (see prep_tui.log)" if code is not None
+                            else f"the prep {states.DIED} (see {files.log})")
                     model.version += 1
                 return
             time.sleep(self.poll)
 
+    def prep_running(self) -> bool:
+        return bool(self.prep_model.alive)
+
     def stop_prep(self) -> bool:
+        """Ask the prep job to stop (SIGINT): it saves the sources done so far and ends `stopped`."""
         import signal
 
+        from engine.jobs import JobFiles
+        from engine.jobs import process as jp
+
         p = self.prep_proc
-        if p is None or p.poll() is not None:
+        if p is not None:
+            if p.poll() is not None:
+                return False
+            p.send_signal(signal.SIGINT)
+            return True
+        if self.prep_dataset is None or not self.prep_model.alive:
             return False
-        p.send_signal(signal.SIGINT)
+        try:
+            jp.stop(JobFiles("prep", self.prep_dataset).process)
+        except (ProcessLookupError, PermissionError):
+            return False
         return True
 
     # ------------------------------------------------------------------ hardware
@@ -293,10 +348,11 @@ class XttsStudio(App):
                 "g = gpu_info(); "
                 "g.get('available') and g.update(count=__import__('torch').cuda.device_count()); "
                 "print(json.dumps({'gpu': g, 'ram': ram_sample()}))")
-        pkg_root = str(Path(__file__).resolve().parents[1])
+        from engine.jobs import engine_env
+
         try:
             p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
-                               stdin=subprocess.DEVNULL, cwd=pkg_root)
+                               stdin=subprocess.DEVNULL, env=engine_env())
             info = json.loads(p.stdout.strip().splitlines()[-1])
         except Exception as exc:  # noqa: BLE001 - "no GPU" is a fine answer
             info = {"gpu": {"available": False, "reason": f"GPU query failed ({type(exc).__name__})"}, "ram": None}

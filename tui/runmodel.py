@@ -13,11 +13,13 @@ from collections import deque
 from pathlib import Path
 
 from engine.events import read_events
+from engine.jobs import states
+from engine.jobs.schema import upgrade
 
-FINAL_STATES = ("stopped", "finished", "failed")
-ACTIVE_STATES = ("preparing", "training", "stopping")
 CHUNK_BYTES = 4 * 1024 * 1024
 BANNER_ON_REPLAY = ("oom", "overtraining", "plateau", "low_vram")
+# warning codes (engine/jobs/schema.py) the studio raises as alerts, and the details it appends
+ALERT_CODES = {"low_vram": False, "small_dataset": True}
 
 
 class Series:
@@ -127,7 +129,7 @@ class EventModel:
     def absorb_all(self, events: list[dict]) -> None:
         with self.lock:
             for e in events:
-                self.absorb(e)
+                self.absorb(upgrade(e))
             if events:
                 self.version += 1
 
@@ -261,12 +263,11 @@ class RunModel(EventModel):
             msg = str(e.get("msg", ""))
             if level == "warning":
                 self.warnings += 1
-                low = msg.lower()
-                if "below the recommended 12gb" in low:
-                    self._alert({"kind": "low_vram", "level": "warning", "msg": msg}, ts)
-                elif "very small training dataset" in low:
-                    self._alert({"kind": "small_dataset", "level": "warning", "msg": msg + ": " +
-                                 " ".join(e.get("details") or [])}, ts)
+                code = e.get("code")
+                if code in ALERT_CODES:
+                    details = " ".join(e.get("details") or []) if ALERT_CODES[code] else ""
+                    self._alert({"kind": code, "level": "warning", "msg": msg + (": " + details if details else "")},
+                                ts)
             elif level == "error":
                 self.errors += 1
             self._log(level, str(e.get("tag", "INFO")), msg)
@@ -307,7 +308,7 @@ class RunModel(EventModel):
                 self.pid = e.get("pid")
             if st == "preparing":
                 self._prev_step_ts = None
-            if st in ("stopped", "finished", "failed"):
+            if states.is_final(st):
                 self._log("error" if st == "failed" else "info", "INFO",
                           f"run {st}" + (f": {self.reason}" if self.reason else ""))
         elif t == "preflight":
@@ -348,16 +349,14 @@ class RunModel(EventModel):
     # ------------------------------------------------------------------ derived
     @property
     def final(self) -> bool:
-        return self.state in FINAL_STATES
+        return states.is_final(self.state)
 
     def shown_state(self) -> str:
         """The state to show: an active state whose process is gone is a failure."""
-        if self.state in ACTIVE_STATES and self.alive is False:
-            return "failed"
-        return self.state
+        return states.shown(self.state, self.alive)
 
     def shown_reason(self) -> str:
-        if self.state in ACTIVE_STATES and self.alive is False:
+        if self.shown_state() != self.state:
             return f"the training process ended without a final state (last: {self.state}); see train.log"
         return self.reason
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -157,11 +156,9 @@ class Studio:
         self.save()
 
     def find_runs(self) -> list[Path]:
-        found: dict[str, Path] = {}
-        if self.runs_dir.is_dir():
-            for p in sorted(self.runs_dir.iterdir()):
-                if (p / "run_config.json").is_file():
-                    found[str(p.resolve())] = p.resolve()
+        from engine.train.process import find_runs
+
+        found: dict[str, Path] = {str(p.resolve()): p.resolve() for p in find_runs(self.runs_dir)}
         for r in self.state.get("known_runs", []):
             p = self.path(r)
             if (p / "run_config.json").is_file():
@@ -174,28 +171,19 @@ class Studio:
 
     # ------------------------------------------------------------------ child processes
     def spawn(self, args: list[str], log_path: Path) -> subprocess.Popen:
-        """Start `python -m engine ARGS` detached: new session, stdin /dev/null, output to a log
-        file (never a pipe this process owns), so it outlives the studio."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        pkg_root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        with open(log_path, "ab") as log:
-            log.write(f"\n$ xtts-ft {' '.join(args)}   ({time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
-            log.flush()
-            return subprocess.Popen([sys.executable, "-m", "engine", *args], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True, cwd=str(self.root), env=env)
+        """Start `python -m engine ARGS` detached (engine/jobs/process.py): it outlives the studio."""
+        from engine.jobs import engine_cmd, spawn_detached
+
+        header = f"\n$ xtts-ft {' '.join(args)}   ({time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+        return spawn_detached(engine_cmd(*args), log_path, cwd=self.root, header=header)
 
     def run_engine(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
         """A short engine command (stop, check-model --json...): (exit code, output)."""
-        env = dict(os.environ)
-        pkg_root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        from engine.jobs import engine_cmd, engine_env
+
         try:
-            p = subprocess.run([sys.executable, "-m", "engine", *args], stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, timeout=timeout, cwd=str(self.root), env=env)
+            p = subprocess.run(engine_cmd(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout, cwd=str(self.root), env=engine_env())
         except subprocess.TimeoutExpired:
             return 124, f"xtts-ft {args[0]} did not answer within {timeout:.0f} s"
         return p.returncode, (p.stdout + p.stderr).strip()
@@ -217,43 +205,15 @@ def run_config(run: Path) -> dict:
 
 
 def quick_run_summary(run: Path, tail_bytes: int = 262144) -> dict:
-    """State, progress and best loss from the last part of events.jsonl (cheap on huge runs),
-    with the process checked."""
+    """The engine's run summary (state checked against the process) from the last part of
+    events.jsonl (cheap on huge runs); `best` is the best loss ("?" when it lies before the tail)."""
     from engine.train import process
 
-    run = Path(run)
-    s = {"run": run, "state": "new", "reason": "", "epoch": None, "epochs": None, "global_step": None,
-         "best": None, "updated": None, "alive": process.process_alive(run)}
-    p = run / "events.jsonl"
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as fh:
-            fh.seek(max(0, size - tail_bytes))
-            data = fh.read()
-    except OSError:
-        data = b""
-    lines = data.splitlines()
-    if len(data) >= tail_bytes and lines:
-        lines = lines[1:]  # the first line may be cut
-    for raw in lines:
-        try:
-            e = json.loads(raw)
-        except ValueError:
-            continue
-        t = e.get("type")
-        s["updated"] = e.get("ts", s["updated"])
-        if t == "state":
-            s["state"], s["reason"] = e.get("state"), e.get("reason") or ""
-        elif t == "step":
-            s["epoch"], s["epochs"], s["global_step"] = e.get("epoch"), e.get("epochs"), e.get("global_step")
-        elif t == "best_model":
-            s["best"] = e.get("loss")
-    if s["best"] is None and (run / "best_model.pth").is_file() and size > tail_bytes:
-        s["best"] = "?"
-    if s["state"] in ("preparing", "training", "stopping") and not s["alive"]:
-        s["state"], s["reason"] = "failed", "process ended without a final state"
-    elif s["state"] == "new" and s["alive"]:
-        s["state"] = "preparing"
+    s = process.summarize(Path(run), tail_bytes=tail_bytes)
+    s["run"] = Path(run)
+    s["reason"] = s["reason"] or ""
+    best = s["best"]
+    s["best"] = best.get("loss") if best else ("?" if (Path(run) / "best_model.pth").is_file() else None)
     return s
 
 

@@ -19,8 +19,6 @@ CLIP_LEVEL = 0.99          # |sample| at or above this counts as clipped (after 
 SNR_CAP_DB = 60.0
 
 # thresholds for warnings (documented in docs/prep.md)
-MIN_TOTAL_SPEECH_S = 180.0      # guide: 3 minutes minimum
-GOOD_TOTAL_SPEECH_S = 300.0     # guide: 5+ minutes recommended
 LOUDNESS_SPREAD_LU = 6.0
 CLIPPING_RATIO = 0.001          # 0.1 % of samples
 LOW_SNR_DB = 20.0

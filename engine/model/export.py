@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from engine.atomic import atomic_path, write_json, write_text
+from engine.model import weights
 from engine.model.files import check_model
 from engine.train import checkpoints as ck
 
@@ -108,10 +109,12 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
                               f"({len(speakers)} in its speakers_xtts.pth): choose another name, or --force to "
                               "replace that speaker in the export")
     src = resolve_checkpoint(run, checkpoint)
-    data = torch.load(src, map_location="cpu", weights_only=False)
-    run_state = data.get("model", data)
-    base_ckpt = torch.load(base.path("model.pth"), map_location="cpu", weights_only=False)
-    state = dict(base_ckpt.get("model", base_ckpt))
+    try:
+        data = weights.load(src)
+        run_state = weights.state_dict(data)
+        state = dict(weights.state_dict(weights.load(base.path("model.pth"))))
+    except weights.UnsafeCheckpoint as exc:
+        raise ExportError(str(exc)) from None
     # normalise the base's keys (a coqui Trainer checkpoint has "xtts." prefixes)
     state = {(k[5:] if k.startswith("xtts.") else k): v for k, v in state.items()
              if not k.startswith(DROP_PREFIXES)}

@@ -34,7 +34,6 @@ class ModelInfo:
     languages: list[str] = field(default_factory=list)
     gpt_layers: int | None = None
     gpt_channels: int | None = None
-    tiny: bool = False
     note: str = ""  # the model's own note (config.json xtts_ft.note), shown by check-model
 
     @property
@@ -48,7 +47,6 @@ class ModelInfo:
         return {
             "folder": str(self.folder), "name": self.name, "files": self.files, "size_bytes": self.size_bytes,
             "languages": self.languages, "gpt_layers": self.gpt_layers, "gpt_channels": self.gpt_channels,
-            "tiny": self.tiny,
         }
 
 
@@ -126,18 +124,20 @@ def check_model(folder: str | Path, deep: bool = False) -> ModelInfo:
         languages=list(config.get("languages") or []),
         gpt_layers=args.get("gpt_layers"),
         gpt_channels=args.get("gpt_n_model_channels"),
-        tiny=bool(config.get("xtts_ft", {}).get("tiny")),
         note=str(config.get("xtts_ft", {}).get("note") or ""),
     )
 
 
 def _deep_check(folder: Path) -> list[str]:
-    import torch
+    from engine.model import weights
 
     problems = []
     for name in ("model.pth", "dvae.pth", "mel_stats.pth", "speakers_xtts.pth"):
         try:
-            obj = torch.load(folder / name, map_location="cpu", weights_only=True, mmap=True)
+            obj = weights.load(folder / name, mmap=True)
+        except weights.UnsafeCheckpoint as exc:
+            problems.append(str(exc))
+            continue
         except Exception as exc:  # noqa: BLE001 - any failure means "unreadable"
             problems.append(f"{name}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
             continue

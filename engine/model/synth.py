@@ -31,7 +31,9 @@ def load_model(model_dir: str | Path, device: str = "cpu"):
     config.load_json(str(d / "config.json"))
     model = Xtts(config)
     model.load_checkpoint(config, checkpoint_dir=str(d), eval=True)
-    model._xf_tiny = bool(json.loads((d / "config.json").read_text()).get("xtts_ft", {}).get("tiny"))
+    # the model's own generation cap (config.json xtts_ft.max_new_tokens; the tiny random model declares
+    # one because random weights never emit the stop token, STACK.md)
+    model._xf_max_new_tokens = json.loads((d / "config.json").read_text()).get("xtts_ft", {}).get("max_new_tokens")
     torch.set_num_threads(threads)
     if device == "cuda":
         model.cuda()
@@ -40,17 +42,9 @@ def load_model(model_dir: str | Path, device: str = "cpu"):
 
 def load_run_weights(model, weights: str | Path) -> None:
     """Put a run checkpoint's GPT weights into a loaded Xtts (frozen parts are already the base's)."""
-    import torch
+    from engine.model import weights as w
 
-    data = torch.load(weights, map_location="cpu", weights_only=False)
-    state = data.get("model", data)
-    gpt = {k[len("xtts.gpt."):]: v for k, v in state.items() if k.startswith("xtts.gpt.")}
-    if not gpt:
-        gpt = {k[len("gpt."):]: v for k, v in state.items() if k.startswith("gpt.")}
-    missing, unexpected = model.gpt.load_state_dict(gpt, strict=False)
-    missing = [k for k in missing if not k.startswith(("gpt_inference.", "gpt.wte."))]
-    if missing or unexpected:
-        raise ValueError(f"{weights}: GPT weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    w.load_gpt(model.gpt, w.state_dict(w.load(weights)), str(weights))
     model.gpt.init_gpt_for_inference(kv_cache=model.args.kv_cache, use_deepspeed=False)
     model.gpt.eval()
 
@@ -63,8 +57,8 @@ def synthesize(model, text: str, speaker_wav: str | Path | list, language: str, 
     torch.manual_seed(seed)
     refs = [str(p) for p in speaker_wav] if isinstance(speaker_wav, list) else [str(speaker_wav)]
     kwargs = {}
-    if max_new_tokens is None and getattr(model, "_xf_tiny", False):
-        max_new_tokens = 60  # random weights never emit the stop token (STACK.md)
+    if not max_new_tokens:
+        max_new_tokens = getattr(model, "_xf_max_new_tokens", None)
     if max_new_tokens:
         kwargs["max_new_tokens"] = int(max_new_tokens)
     t0 = time.time()

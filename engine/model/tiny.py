@@ -82,7 +82,8 @@ def tiny_config_dict(vocab_path: str = "", languages: list[str] | None = None) -
     config.model_dir = None
     data = config.to_dict()
     data["model_args"]["tokenizer_file"] = ""  # resolved beside the model at load time
-    data["xtts_ft"] = {"tiny": True, "note": "random weights: for tests and demos only"}
+    # random weights never emit the stop token: the model declares a cap on generated audio tokens
+    data["xtts_ft"] = {"tiny": True, "note": "random weights: for tests and demos only", "max_new_tokens": 60}
     return data
 
 

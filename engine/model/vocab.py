@@ -218,7 +218,12 @@ def extend(dataset: Path, model: Path, out: Path, vocab_size: int = 0, min_frequ
     with atomic_path(tmp_out / "vocab.json") as tmp:
         tmp.write_text(json.dumps(new_json, ensure_ascii=False), encoding="utf-8")
 
-    ckpt = torch.load(model / "model.pth", map_location="cpu", weights_only=False)
+    from engine.model import weights
+
+    try:
+        ckpt = weights.load(model / "model.pth")
+    except weights.UnsafeCheckpoint as exc:
+        raise VocabError(str(exc)) from None
     state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
     for key in EMBEDDING_KEYS:
         if key not in state:

@@ -52,6 +52,7 @@ def run_extend(args) -> int:
     for line in rep.lines():
         r.info(line, tag="MODEL")
     if rep.too_long:
-        r.warn(f"{rep.too_long} transcript(s) encode to {402} tokens or more: XTTS cannot train on them", tag="DATA")
+        r.warn(f"{rep.too_long} transcript(s) encode to {402} tokens or more: XTTS cannot train on them", tag="DATA",
+               code="long_transcripts")
     r.info(f"Extended model written to {rep.out}", tag="MODEL")
     return 0

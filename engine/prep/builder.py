@@ -33,8 +33,6 @@ from engine.prep.transcripts import align_known_text, metadata_texts, sidecar_te
 TARGET_LUFS = -20.0
 PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
 LOW_CONFIDENCE = 0.5
-SMALL_TRAIN = 40
-SMALL_EVAL = 5
 
 
 SECOND_PASS_CONFIDENCE = 0.75    # a duplicate clip less sure than this gets a second opinion
@@ -293,9 +291,9 @@ class Prep:
             self._warnings(processed)
             self._content()
             r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
-            if n_train < SMALL_TRAIN:
+            if n_train < ds.SMALL_TRAIN_CLIPS:
                 r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
-            if n_eval < SMALL_EVAL:
+            if n_eval < ds.SMALL_EVAL_CLIPS:
                 r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
             # warnings raised after the first save are stored too
             self.manifest["warnings"] = r.warnings
@@ -572,7 +570,7 @@ class Prep:
                 aligned, share = align_known_text(src.known_text, words)
                 if share < 0.5:
                     r.warn(f"{src.file.rel}: its transcript matches only {share:.0%} of what whisper heard; "
-                           "using whisper's text", tag="DATA")
+                           "using whisper's text", tag="DATA", code="transcript_mismatch")
                 else:
                     words = aligned
             segs, st = segment.plan_segments(src.regions, words, src.power, dur, o.min_seconds, o.max_seconds)
@@ -581,7 +579,7 @@ class Prep:
         r.info(f"Merged {st.atoms + st.splits} segments into {st.merged_into} segments with mid-range preference", tag="SEG")
         r.info(f"VAD processing: {st.vad_regions} original segments, {st.merged_into} after merging", tag="SEG")
         for before, after in st.extended:
-            r.warn(f"Segment too short ({before:.2f}s), attempting to extend", tag="SEG")
+            r.warn(f"Segment too short ({before:.2f}s), attempting to extend", tag="SEG", code="short_segment")
             r.info(f"Extended segment from {before:.2f}s to {after:.2f}s", tag="SEG")
         return self._write_clips(src, segs)
 
@@ -876,7 +874,8 @@ class Prep:
                    "them; the same sentence said twice is fine)", tag="DUP", code="duplicate_text", count=n)
         for s in loops:
             if repeated_loop(s["text"]):
-                r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP")
+                r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP",
+                       code="repeated_text")
             else:
                 s["flags"] = [f for f in s["flags"] if f != "repeated_text"]
                 self._apply_exclusion(s)
@@ -956,7 +955,7 @@ class Prep:
         ])
         if under > max(2, 0.2 * len(durs)):
             self.r.warn(f"{under} of {len(durs)} segments are under {o.min_seconds:g}s: the recordings have many short, "
-                        "isolated utterances", tag="SEG")
+                        "isolated utterances", tag="SEG", code="short_segments")
 
     def _warnings(self, processed: list[_Source]) -> None:
         r = self.r
@@ -964,10 +963,10 @@ class Prep:
         usable = [s for s in self.manifest["segments"] if ds.included(s)]
         speech = float(sum(s["duration"] for s in usable))
         minutes = speech / 60
-        if speech < analysis.MIN_TOTAL_SPEECH_S:
+        if speech < ds.MIN_SPEECH_SECONDS:
             r.warn(f"Only {minutes:.1f} minutes of speech in the dataset: under the 3 minutes XTTS finetuning needs; "
                    "add more recordings", tag="DATA", code="too_little_speech")
-        elif speech < analysis.GOOD_TOTAL_SPEECH_S:
+        elif speech < ds.GOOD_SPEECH_SECONDS:
             r.warn(f"{minutes:.1f} minutes of speech: this works, but 5+ minutes is recommended for better accuracy",
                    tag="DATA", code="little_speech")
         levels = [s["quality"].get("lufs") for s in sources if s.get("quality", {}).get("lufs") is not None]

@@ -61,7 +61,7 @@ def run(args) -> int:
     import signal
 
     from engine import locks
-    from engine.events import EventWriter
+    from engine.jobs import Job
     from engine.prep import PrepOptions, run_prep
     from engine.prep.builder import PrepError, check_out_folder
     from engine.prep.report import Reporter
@@ -81,8 +81,8 @@ def run(args) -> int:
     except locks.Busy as exc:
         return _refuse(args, str(exc))
     try:
-        events = EventWriter(out / "prep_events.jsonl")
-        reporter = Reporter(console=console, log_path=out / "prep.log", events=events)
+        job = Job("prep", out)
+        reporter = Reporter(console=console, log_path=job.files.log, events=job.events)
         opts = PrepOptions(
             sources=args.sources, out=out, language=args.language, speaker=args.speaker,
             speaker_from_folders=args.speaker_from_folders, whisper_model=args.whisper_model, device=args.device,
@@ -92,24 +92,30 @@ def run(args) -> int:
             speaker_check=args.speaker_check, speaker_ref=args.speaker_ref, speaker_threshold=args.speaker_threshold,
             min_confidence=args.min_confidence, model=args.model,
         )
-        reporter.event("state", state="running", job="prep", pid=os.getpid())
+        job.start(cmd=[sys.executable, *sys.argv], pid=os.getpid())  # prep_process.json: re-attach, stop
         result = run_prep(opts, reporter, lock=False)
-        if result.ok:
-            reporter.event("state", state="finished", job="prep", interrupted=result.interrupted)
+        if result.interrupted:  # Ctrl-C / SIGTERM / the studio's stop: what was finished is saved
+            done = result.summary.get("sources_added", 0)
+            job.end("stopped", reason=f"interrupted: {done} source(s) finished and saved; run prep again to add "
+                                      "the rest")
+        elif result.ok:
+            job.end("finished")
         else:
             reporter.error(result.reason)
-            reporter.event("state", state="failed", job="prep", reason=result.reason)
+            job.end("failed", reason=result.reason)
         reporter.close()
-        events.close()
+        job.close()
     finally:
         lock.__exit__(None, None, None)
     if args.json:
         print(json.dumps({"ok": result.ok, "reason": result.reason, **result.summary}, indent=2, ensure_ascii=False))
+    if result.interrupted:
+        return 130
     if not result.ok:
         if not args.json:
             print(f"xtts-ft prep: {result.reason}", file=sys.stderr)
         return 1
-    return 130 if result.interrupted else 0
+    return 0
 
 
 def _refuse(args, reason: str) -> int:

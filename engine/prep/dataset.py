@@ -21,6 +21,11 @@ CSV_HEADER = "audio_file|text|speaker_name"
 TRAIN_CSV = "metadata_train.csv"
 EVAL_CSV = "metadata_eval.csv"
 MANIFEST = "dataset.json"
+# how much data the guide asks for: prep's warnings, training's preflight and the studio use these
+MIN_SPEECH_SECONDS = 180.0      # "3 minutes of speech is the minimum"
+GOOD_SPEECH_SECONDS = 300.0     # "5+ minutes is recommended for better accuracy"
+SMALL_TRAIN_CLIPS = 40          # fewer training clips: a "very small training dataset"
+SMALL_EVAL_CLIPS = 5            # fewer eval clips: eval losses are noisy
 # flags that keep a clip out of the CSVs unless the user restores it
 EXCLUDING_FLAGS = {"hallucination", "repeated_text", "empty_text", "other_speaker", "doubtful"}
 

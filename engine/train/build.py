@@ -191,23 +191,12 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
 
 def load_base_checkpoint(model, path: str, rep: Reporter) -> None:
     """GPT weights from an earlier run (best_model.pth / checkpoint) or an exported model.pth."""
-    import torch
+    from engine.model import weights
 
-    data = torch.load(path, map_location="cpu", weights_only=False)
-    state = data.get("model", data) if isinstance(data, dict) else data
-    gpt = {}
-    for k, v in state.items():
-        for prefix in ("xtts.gpt.", "gpt."):
-            if k.startswith(prefix):
-                gpt[k[len(prefix):]] = v
-                break
-    gpt = {k: v for k, v in gpt.items() if not k.startswith(("gpt_inference.", "gpt.wte."))}
-    if not gpt:
-        raise UserFacingError(f"--base-checkpoint {path}: no GPT weights inside")
-    missing, unexpected = model.xtts.gpt.load_state_dict(gpt, strict=False)
-    missing = [k for k in missing if not k.startswith(("gpt_inference.", "gpt.wte."))]
-    if missing or unexpected:
-        raise UserFacingError(f"--base-checkpoint {path} does not fit this model "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    try:
+        state = weights.state_dict(weights.load(path))  # refused unrun when it is not weights-only
+        weights.load_gpt(model.xtts.gpt, state, f"--base-checkpoint {path}")
+    except ValueError as exc:  # UnsafeCheckpoint included: refused before anything in it ran
+        raise UserFacingError(str(exc)) from None
     rep.info(f"GPT weights restored from base checkpoint: {path}", tag="MODEL")
 

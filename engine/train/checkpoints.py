@@ -77,7 +77,9 @@ def prune(run: Path, keep: int) -> list[Path]:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from engine.model import weights
+
+    return weights.load(path)
 
 
 def latest_loadable(run: Path) -> tuple[Path, dict] | None:

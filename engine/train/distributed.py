@@ -34,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.jobs import states
+
 COMM_ERROR_PREFIX = "lost contact with another rank"
 
 
@@ -419,26 +421,25 @@ def launch(run: Path, resume: bool) -> int:
     except ChildFailedError as exc:
         rank, reason = root_cause(exc.failures)
         last = _last_state(run)
-        if last is None or last.get("state") not in ("stopped", "finished", "failed"):
+        if last is None or not states.is_final(last.get("state")):
             from engine.events import EventWriter
 
             ev = EventWriter(run / "events.jsonl")
-            ev.emit("state", state="failed", reason=f"rank {rank}: {reason}", rank=rank,
+            ev.emit("state", state="failed", job="train", reason=f"rank {rank}: {reason}", rank=rank,
                     failures=[{"rank": r, "exitcode": getattr(f, "exitcode", None),
                                "reason": _failure_text(f).splitlines()[0][:300]}
                               for r, f in sorted(exc.failures.items())])
             ev.close()
         print(f"[ERROR] rank {rank} failed: {reason}", flush=True)
         last = _last_state(run)
-        return 130 if last and last.get("state") == "stopped" else (0 if last and last.get("state") == "finished"
-                                                                     else 1)
+        return states.EXIT_CODES.get(last.get("state") if last else None, 1)
     except BaseException as exc:  # noqa: BLE001 - the launcher itself was signalled or broke
         last = _last_state(run)
-        if last is None or last.get("state") not in ("stopped", "finished", "failed"):
+        if last is None or not states.is_final(last.get("state")):
             from engine.events import EventWriter
 
             ev = EventWriter(run / "events.jsonl")
-            ev.emit("state", state="failed", reason=f"launcher: {type(exc).__name__}: {exc}")
+            ev.emit("state", state="failed", job="train", reason=f"launcher: {type(exc).__name__}: {exc}")
             ev.close()
         return 1
 

@@ -12,10 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.events import read_events
+from engine.jobs import states
 from engine.prep.report import TAG_STYLES
 from engine.train import process
-
-EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 130}
 
 
 def _fmt(x, nd=4):
@@ -75,10 +74,10 @@ class Follower:
             self._step(e)
         elif t == "state":
             st = e.get("state")
-            if st in process.FINAL_STATES:
+            if st in states.FINAL:
                 self.final = e
             msg = f"[INFO] run {st}" + (f": {e['reason']}" if e.get("reason") else "")
-            self.console.print(escape(msg), style="bold" if st in process.FINAL_STATES else None)
+            self.console.print(escape(msg), style="bold" if st in states.FINAL else None)
         elif t == "alert" and e.get("kind") == "oom":
             pass  # printed as log lines already
         elif t == "sample":
@@ -130,4 +129,4 @@ class Follower:
                 self.progress.stop()
             if old is not None:
                 signal.signal(signal.SIGINT, old)
-        return EXIT_CODES.get(self.final.get("state"), 1)
+        return states.EXIT_CODES.get(self.final.get("state"), 1)

@@ -70,7 +70,8 @@ def handle_oom(engine, exc: BaseException) -> None:
     else:
         t.train_loader = loader
     engine.rep.warn(f"Continuing with batch size {engine.batch_size} and gradient accumulation {engine.grad_accum} "
-                    f"(effective batch {engine.batch_size * engine.grad_accum}, unchanged).", tag="GPU")
+                    f"(effective batch {engine.batch_size * engine.grad_accum}, unchanged).", tag="GPU",
+                    code="oom_backoff")
     engine.emit("config_change", reason="oom_backoff", batch_size=engine.batch_size, grad_accum=engine.grad_accum,
                 previous={"batch_size": old_b, "grad_accum": old_a}, global_step=t.total_steps_done)
 

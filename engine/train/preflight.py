@@ -47,10 +47,10 @@ def preflight(engine) -> None:
             f"- Total VRAM: {g['total_mb'] / 1024:.2f}GB", f"- Free VRAM: {g['free_mb'] / 1024:.2f}GB",
         ])
         if g["total_mb"] < 12 * 1024 - 64:
-            rep.warn("Your available VRAM is below the recommended 12GB threshold.", tag="GPU",
+            rep.warn("Your available VRAM is below the recommended 12GB threshold.", tag="GPU", code="low_vram",
                      total_mb=g["total_mb"])
         if cfg["precision"] == "bf16" and not g.get("bf16"):
-            rep.warn("This GPU has no bf16 support: using fp16 mixed precision instead.", tag="GPU")
+            rep.warn("This GPU has no bf16 support: using fp16 mixed precision instead.", tag="GPU", code="no_bf16")
             cfg["precision"] = "fp16"
     else:
         if want == "cuda":
@@ -59,7 +59,8 @@ def preflight(engine) -> None:
         rep.info(f"No CUDA GPU available ({g.get('reason')}): training runs on the CPU "
                  f"({os.cpu_count()} cores). This is slow for a real model.", tag="GPU")
         if cfg["precision"] not in ("fp32", "auto"):
-            rep.warn(f"--precision {cfg['precision']} needs a CUDA GPU: using fp32 on the CPU.", tag="GPU")
+            rep.warn(f"--precision {cfg['precision']} needs a CUDA GPU: using fp32 on the CPU.", tag="GPU",
+                     code="precision_cpu")
             cfg["precision"] = "fp32"
     engine.emit("preflight", check="gpu", ok=True, gpu=g, device=engine.device)
     from engine.train import lean  # issue 9: auto precision / checkpointing, memory estimate
@@ -71,7 +72,10 @@ def preflight(engine) -> None:
         raise UserFacingError(str(exc)) from None
     mem = lean.resolve_options(cfg, engine.device, g, dims=dims)
     for level, line in mem["notes"]:
-        (rep.warn if level == "warn" else rep.info)(line, tag="GPU")
+        if level == "warn":
+            rep.warn(line, tag="GPU", code="memory")
+        else:
+            rep.info(line, tag="GPU")
     engine.emit("preflight", check="memory", **mem["estimate"])
     if engine.dist.enabled:
         from engine.train import distributed as dist_mod
@@ -84,14 +88,14 @@ def preflight(engine) -> None:
                     gpus=[int(x) for x in str(cfg.get("gpus") or "").split(",") if x],
                     effective_batch=dist_mod.effective_batch(cfg))
     for line in lr_advice(cfg):
-        rep.warn(line, tag="TRAIN")
+        rep.warn(line, tag="TRAIN", code="lr_advice")
     ram = ram_sample()
     rep.info(f"System RAM: {ram['total_mb'] / 1024:.1f} GB total, {ram['available_mb'] / 1024:.1f} GB available",
              tag="INFO")
     ram_need = em.load_ram_bytes(dims)
     if ram["available_mb"] * 2**20 < ram_need:
         rep.warn(f"Only {ram['available_mb'] / 1024:.1f} GB of RAM available: loading this model needs about "
-                 f"{ram_need / 2**30:.1f} GB.", tag="WARNING")
+                 f"{ram_need / 2**30:.1f} GB.", tag="WARNING", code="low_ram")
     # disk: each resumable checkpoint holds the GPT weights + the optimizer states of this model
     per_ckpt, need = em.disk_need_bytes(cfg, dims)
     free = disk_free_mb(engine.run) * 1024 * 1024
@@ -99,7 +103,7 @@ def preflight(engine) -> None:
              f"({cfg['keep_checkpoints']} kept x {human_size(per_ckpt)} + best model)", tag="INFO")
     if free < need * 1.1:
         rep.warn(f"Free disk space ({human_size(free)}) is below the ~{human_size(need)} the checkpoints need.",
-                 tag="WARNING", free_bytes=free, need_bytes=need)
+                 tag="WARNING", code="low_disk", free_bytes=free, need_bytes=need)
     engine.emit("preflight", check="resources", ram=ram, disk_free_bytes=free, disk_need_bytes=need)
 
 
@@ -118,6 +122,8 @@ def lr_advice(cfg: dict) -> list[str]:
 def dataset_warnings(rep: Reporter, train: list, ev: list, cfg: dict) -> None:
     import soundfile as sf
 
+    from engine.prep import dataset as ds
+
     total = 0.0
     long_clips = 0
     for s in train:
@@ -129,17 +135,19 @@ def dataset_warnings(rep: Reporter, train: list, ev: list, cfg: dict) -> None:
         if dur > cfg["max_audio_seconds"]:
             long_clips += 1
     rep.info(f"Training audio: {total / 60:.1f} minutes in {len(train)} clips", tag="DATA")
-    if len(train) < 50 or total < 120:
-        rep.warn("Very small training dataset", tag="DATA", details=[
+    if len(train) < ds.SMALL_TRAIN_CLIPS or total < ds.MIN_SPEECH_SECONDS:
+        rep.warn("Very small training dataset", tag="DATA", code="small_dataset", details=[
             f"{len(train)} clips, {total / 60:.1f} minutes; the guide recommends several minutes of clean speech "
             "(more clips give a more robust voice)."], train_samples=len(train), train_minutes=round(total / 60, 2))
     if not ev:
         rep.warn("No evaluation samples (metadata_eval.csv empty or missing): the best model is chosen by "
-                 "training loss and overtraining cannot be detected.", tag="DATA")
+                 "training loss and overtraining cannot be detected.", tag="DATA", code="no_eval")
     elif len(ev) < 2:
-        rep.warn(f"Only {len(ev)} evaluation sample: eval losses will be noisy.", tag="DATA")
+        rep.warn(f"Only {len(ev)} evaluation sample: eval losses will be noisy.", tag="DATA", code="few_eval")
     if long_clips:
-        rep.warn(f"{long_clips} clips are longer than {cfg['max_audio_seconds']} s and will be skipped.", tag="DATA")
+        rep.warn(f"{long_clips} clips are longer than {cfg['max_audio_seconds']} s and will be skipped.", tag="DATA",
+                 code="long_clips")
     if len(train) < cfg["batch_size"]:
-        rep.warn(f"Fewer training clips ({len(train)}) than the batch size ({cfg['batch_size']}).", tag="DATA")
+        rep.warn(f"Fewer training clips ({len(train)}) than the batch size ({cfg['batch_size']}).", tag="DATA",
+                 code="batch_over_clips")
 

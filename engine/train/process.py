@@ -1,7 +1,7 @@
-"""Start, find, stop and describe training processes; read a run's state from its events.
+"""Start, find, stop and describe training runs (jobs of kind `train`, engine/jobs/).
 
-A run folder R holds run_config.json, events.jsonl, train.log, process.json (pid + start time
-of the detached worker), checkpoints/, best_model.pth, samples/. The state shown to people is
+A run folder R holds run_config.json, events.jsonl, train.log, process.json (the detached worker,
+engine/jobs/process.py), checkpoints/, best_model.pth, samples/. The state shown to people is
 the last `state` event, checked against the process: a run whose last state is not final but
 whose process is gone is reported as `failed` ("process ended without a final state").
 """
@@ -9,97 +9,48 @@ whose process is gone is reported as `failed` ("process ended without a final st
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from engine.events import read_events
+from engine.jobs import process as jp
+from engine.jobs.job import JobFiles
+from engine.jobs.job import summarize as summarize_job
 
-FINAL_STATES = ("stopped", "finished", "failed")
-ACTIVE_STATES = ("preparing", "training", "stopping")
+
+def files(run: Path) -> JobFiles:
+    return JobFiles("train", Path(run))
 
 
 def spawn_worker(run: Path, resume: bool = False) -> int:
-    """Start the training process detached from this one: new session, stdin /dev/null,
-    stdout+stderr appended to R/train.log. Closing the terminal, SSH or TUI does not stop it."""
+    """Start the training process detached from this one (engine/jobs/process.py): closing the
+    terminal, SSH or the studio does not stop it. Its output goes to R/train.log."""
     run = Path(run)
-    log = open(run / "train.log", "ab")
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     module = "engine.train.worker"
     try:  # several GPUs/processes: torchrun's launcher (engine/train/distributed.py) starts the workers
         if json.loads((run / "run_config.json").read_text(encoding="utf-8")).get("distributed"):
             module = "engine.train.distributed"
     except (OSError, ValueError):
         pass
-    cmd = [sys.executable, "-m", module, str(run.resolve())] + (["--resume"] if resume else [])
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        close_fds=True, env=env, cwd=os.getcwd(),
-    )
-    log.close()
-    info = {"pid": proc.pid, "create_time": _create_time(proc.pid), "cmd": cmd, "started": time.time(),
-            "resume": resume}
-    from engine.atomic import write_json
-
-    write_json(run / "process.json", info)
+    cmd = jp.engine_cmd(str(run.resolve()), *(["--resume"] if resume else []), module=module)
+    proc = jp.spawn_detached(cmd, run / "train.log")
+    jp.write_process(files(run).process, proc.pid, "train", cmd=cmd, stop_signal="SIGTERM", resume=resume)
     return proc.pid
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def process_alive(run: Path) -> bool:
     """True when the run's recorded worker process still exists (same pid *and* start time)."""
-    p = Path(run) / "process.json"
-    if not p.is_file():
-        return False
-    try:
-        info = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return False
-    pid = info.get("pid")
-    if not pid:
-        return False
-    try:
-        import psutil
-
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        ct = info.get("create_time")
-        if ct is not None and abs(proc.create_time() - ct) > 1.0:
-            return False  # the pid was reused by another process
-        return True
-    except Exception:  # noqa: BLE001 - NoSuchProcess, AccessDenied...
-        return False
+    return jp.alive(files(run).process)
 
 
 def worker_pid(run: Path) -> int | None:
-    try:
-        return int(json.loads((Path(run) / "process.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return jp.pid_of(files(run).process)
 
 
 def send_stop(run: Path, sig: int = signal.SIGTERM) -> int:
     run = Path(run)
     if not process_alive(run):
         raise ProcessLookupError(f"no training process is running for {run}")
-    pid = _rank0_pid(run) or worker_pid(run)
-    os.kill(pid, sig)
-    return pid
+    return jp.stop(files(run).process, sig, pid=_rank0_pid(run))
 
 
 def _rank0_pid(run: Path) -> int | None:
@@ -119,48 +70,35 @@ def _rank0_pid(run: Path) -> int | None:
     return None
 
 
-def summarize(run: Path) -> dict:
-    """Everything `status` shows, from events.jsonl + the process check."""
+def _fold(s: dict, e: dict) -> None:
+    t = e.get("type")
+    if t == "step":
+        for k in ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "loss", "lr"):
+            s[k] = e.get(k)
+    elif t == "eval":
+        s["eval"] = {k: e.get(k) for k in ("avg_loss_text_ce", "avg_loss_mel_ce", "avg_loss", "global_step")}
+    elif t == "best_model":
+        s["best"] = {"path": e.get("path"), "loss": e.get("loss"), "global_step": e.get("global_step")}
+    elif t == "checkpoint":
+        s["checkpoint"] = {"path": e.get("path"), "global_step": e.get("global_step")}
+    elif t == "alert":
+        s["alerts"].append({"kind": e.get("kind"), "msg": e.get("msg")})
+    elif t == "sample":
+        s["samples"].append(e.get("path"))
+
+
+def summarize(run: Path, tail_bytes: int | None = None) -> dict:
+    """Everything `status` and the studio's run lists show, from events.jsonl (only its last
+    `tail_bytes` when given: cheap on huge runs) + the process check."""
     run = Path(run)
-    events, _ = read_events(run / "events.jsonl")
-    s: dict = {"run": str(run), "state": "new", "reason": None, "alive": process_alive(run), "pid": worker_pid(run),
-               "epoch": None, "epochs": None, "step": None, "steps_per_epoch": None, "global_step": None,
-               "loss": None, "lr": None, "eval": None, "best": None, "checkpoint": None, "alerts": [],
-               "started": None, "updated": None, "events": len(events), "warnings": 0, "samples": []}
-    for e in events:
-        t = e.get("type")
-        s["updated"] = e.get("ts")
-        if t == "state":
-            s["state"] = e.get("state")
-            s["reason"] = e.get("reason")
-            if e.get("state") == "preparing" and s["started"] is None:
-                s["started"] = e.get("ts")
-        elif t == "step":
-            for k in ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "loss", "lr"):
-                s[k] = e.get(k)
-        elif t == "eval":
-            s["eval"] = {k: e.get(k) for k in ("avg_loss_text_ce", "avg_loss_mel_ce", "avg_loss", "global_step")}
-        elif t == "best_model":
-            s["best"] = {"path": e.get("path"), "loss": e.get("loss"), "global_step": e.get("global_step")}
-        elif t == "checkpoint":
-            s["checkpoint"] = {"path": e.get("path"), "global_step": e.get("global_step")}
-        elif t == "alert":
-            s["alerts"].append({"kind": e.get("kind"), "msg": e.get("msg")})
-        elif t == "log" and e.get("level") == "warning":
-            s["warnings"] += 1
-        elif t == "sample":
-            s["samples"].append(e.get("path"))
-    if s["state"] in ACTIVE_STATES and not s["alive"]:
-        s["reason"] = f"process ended without a final state (last state: {s['state']}; killed or crashed — " \
-                      f"see {run / 'train.log'})"
-        s["state"] = "failed"
-        s["died"] = True
-    elif s["state"] == "new" and s["alive"]:
-        s["state"] = "preparing"
-    return s
+    extra = {"run": str(run), "epoch": None, "epochs": None, "step": None, "steps_per_epoch": None,
+             "global_step": None, "loss": None, "lr": None, "eval": None, "best": None, "checkpoint": None,
+             "alerts": [], "samples": []}
+    return summarize_job(files(run), tail_bytes=tail_bytes, fold=_fold, extra=extra)
 
 
 def find_runs(root: Path) -> list[Path]:
+    """Run folders: `root` itself when it is one, else its direct sub-folders that are."""
     root = Path(root)
     if (root / "run_config.json").is_file():
         return [root]

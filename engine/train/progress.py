@@ -119,7 +119,7 @@ class StepEvents:
         if d.new_best:
             self.e.saver.save_best(loss, source)
         for a in d.alerts:
-            self.e.rep.warn(a["msg"], tag="TRAIN", alert=a["kind"])
+            self.e.rep.warn(a["msg"], tag="TRAIN", code=a["kind"], alert=a["kind"])
             self.e.emit("alert", level="warning", global_step=t.total_steps_done, **a)
         if d.stop and self.e.pending_stop is None:
             self.e.rep.info(d.stop_reason, tag="TRAIN")

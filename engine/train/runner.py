@@ -82,7 +82,7 @@ class Engine:
 
     # ---------------------------------------------------------------- events
     def state(self, state: str, **kw) -> None:
-        self.events.emit("state", state=state, **kw)
+        self.events.emit("state", state=state, job="train", **kw)
 
     def emit(self, type_: str, **kw) -> None:
         self.events.emit(type_, **kw)

@@ -17,18 +17,18 @@ def after_training(engine) -> None:
         write_samples(engine, which="both", tag="final")
     except Exception as exc:  # noqa: BLE001 - samples are a bonus, never fail the run for them
         traceback.print_exc()
-        engine.rep.warn(f"A/B samples not written: {type(exc).__name__}: {exc}", tag="TRAIN")
+        engine.rep.warn(f"A/B samples not written: {type(exc).__name__}: {exc}", tag="TRAIN", code="samples_failed")
 
 def write_samples(engine, which: str, tag: str) -> None:
     from engine.model import synth
 
     ref = synth.pick_reference(engine.cfg["dataset"])
     if ref is None:
-        engine.rep.warn("no reference clip for the A/B samples", tag="TRAIN")
+        engine.rep.warn("no reference clip for the A/B samples", tag="TRAIN", code="no_reference")
         return
     sentences = synth.sample_sentences(engine.cfg["language"], engine.cfg["dataset"], int(engine.cfg["ab_samples"]))
     out = engine.run / "samples"
-    cap = int(engine.cfg["max_new_tokens"]) or (60 if engine.model_info.tiny else None)
+    cap = int(engine.cfg["max_new_tokens"]) or None  # else the model's own cap (engine/model/synth.py)
     weights = engine.best_path if engine.best_path.exists() else None
     if weights is None:
         last = ck.list_checkpoints(engine.run)

@@ -72,5 +72,6 @@ class Saver:
             try:
                 write_samples(self.e, which="finetuned", tag=f"step{t.total_steps_done}")
             except Exception as exc:  # noqa: BLE001
-                self.e.rep.warn(f"could not write samples at the new best model: {exc}", tag="TRAIN")
+                self.e.rep.warn(f"could not write samples at the new best model: {exc}", tag="TRAIN",
+                                code="samples_failed")
 

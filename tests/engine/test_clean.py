@@ -8,7 +8,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 import speechgen
 
 from engine.audio import clean

@@ -9,7 +9,7 @@ import pytest
 import speechgen
 import torch
 
-from engine.model.vocab import VocabError, coverage, extend
+from engine.model.vocab import VocabError, extend
 from engine.prep import PrepOptions, run_prep
 from engine.prep.report import Reporter
 

@@ -9,6 +9,7 @@ loads it. It does nothing unless XTTS_FT_FAULT names faults (comma-separated):
     slow-checkpoint@N  a checkpoint of step >= N pauses 120 s between writing its temporary file and
                        renaming it; checkpoints/SLOW_CHECKPOINT_WRITING names the temporary, so a
                        test can SIGKILL the process mid-write
+    prep-sleep@S       prep sleeps S seconds before each source's segmentation (so a stop lands mid-job)
 
 The faults wrap engine functions as their modules are imported (a meta-path hook).
 """
@@ -68,7 +69,21 @@ def _patch_checkpoints(module) -> None:
     module.torch = SlowSave()
 
 
-_PATCHES = {"engine.train.progress": _patch_progress, "engine.train.checkpoints": _patch_checkpoints}
+def _patch_prep(module) -> None:
+    sleep = _value("prep-sleep@")
+    if sleep is None:
+        return
+    original = module.Prep._segment_and_write
+
+    def segment_and_write(self, source):
+        time.sleep(float(sleep))
+        return original(self, source)
+
+    module.Prep._segment_and_write = segment_and_write
+
+
+_PATCHES = {"engine.train.progress": _patch_progress, "engine.train.checkpoints": _patch_checkpoints,
+            "engine.prep.builder": _patch_prep}
 
 
 class _AfterImport:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -117,7 +116,7 @@ def test_ddp_stop_resume_and_single_writer(pair):
     assert pair["resumed"].returncode == 0, pair["resumed"].stdout[-3000:]
     evs = events(ddp)
     assert final_state(ddp)["state"] == "finished"
-    from engine.train.schema import validate
+    from engine.jobs.schema import validate
 
     assert [(e, validate(e)) for e in evs if validate(e)] == []
     cfg = read_json(ddp / "run_config.json")

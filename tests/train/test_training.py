@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from conftest import FAST, ROOT, events, final_state, read_json, wait_for, xtts_ft
 from engine.train import checkpoints as ck
 from engine.train import process
-from engine.train.schema import validate
+from engine.jobs.schema import validate
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +27,7 @@ def steps_of(evs):
 
 # ---------------------------------------------------------------- the main run
 def test_main_run_finishes_with_complete_valid_events(main_run):
-    run, proc, evs = main_run["run"], main_run["proc"], main_run["events"]
+    proc, evs = main_run["proc"], main_run["events"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     bad = [(e["type"], p) for e in evs for p in validate(e)]
     assert bad == []

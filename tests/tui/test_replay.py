@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
-import pytest
 from conftest import install_run
 from helpers import EventLog, sync, write_config
 

@@ -7,7 +7,6 @@ going, started from the CLI, another studio or before an SSH drop, is attached t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work

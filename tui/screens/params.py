@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from engine.model import languages as text_lang
+from engine.prep.dataset import MIN_SPEECH_SECONDS
 from engine.train import config as tc
 from engine.train import distributed as td
 from engine.train import memory as tm
@@ -362,7 +363,7 @@ class ParamsScreen(StudioScreen):
             t.append(f"{ds.name}: {s['train']} train + {s['eval']} eval clips")
             if s["seconds"]:
                 t.append(f", {s['seconds'] / 60:.1f} min")
-                if s["seconds"] < 180:
+                if s["seconds"] < MIN_SPEECH_SECONDS:
                     t.append("  under the guide's 3 minutes", style="bold yellow")
             t.append("\n")
             flagged = flagged_in_training(ds)

@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (Button, DataTable, DirectoryTree, Input, Label, ListItem, ListView, Select, Static,
                              Switch, TabbedContent, TabPane)
 
+from engine.jobs import states
 from tui.messages import ProjectChanged
 from tui.screens.base import StudioScreen
 from tui.widgets.common import TagLog, bar, field_state
@@ -201,7 +202,6 @@ class PrepScreen(StudioScreen):
                     yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        st = self.app.studio
         out = self.query_one("#opt-out", Input)
         if not out.value:
             out.value = self.new_dataset_name()
@@ -364,7 +364,7 @@ class PrepScreen(StudioScreen):
 
     # ------------------------------------------------------------------ running
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        running = self.app.prep_proc is not None and self.app.prep_proc.poll() is None
+        running = self.app.prep_running()
         if action == "run_prep":
             return False if running else True
         if action == "stop_prep":
@@ -457,13 +457,13 @@ class PrepScreen(StudioScreen):
         m = self.app.prep_model
         if m.version == self.drawn:
             return
-        if self.app.current_mode != self.MODE and (m.state not in ("finished", "failed")
-                                                   or m.state == self.last_state):
+        if self.app.current_mode != self.MODE and (not states.is_final(m.state) or m.state == self.last_state):
             return  # not shown: draw on return, but still say when a prep job ends
         with m.lock:
             self.drawn = m.version
             st = Text(no_wrap=True, overflow="ellipsis")
-            style = {"finished": "bold green", "failed": "bold red reverse", "running": "bold cyan"}.get(m.state, "bold")
+            style = {"finished": "bold green", "failed": "bold red reverse", "running": "bold cyan",
+                     "stopped": "bold yellow"}.get(m.state, "bold")
             st.append(f" PREP {m.state.upper()} ", style=style + " reverse" if "reverse" not in style else style)
             if self.app.prep_dataset:
                 st.append(f"  {self.app.prep_dataset}")
@@ -482,12 +482,15 @@ class PrepScreen(StudioScreen):
                 lines.append("No prep running. Pick sources, set options, then ctrl+r.", style="dim")
             self.query_one("#prep-stages", Static).update(lines)
             self.query_one("#prep-log", TagLog).sync(m.log, m.log_seq)
-            finished = m.state in ("finished", "failed") and m.state != self.last_state
+            finished = states.is_final(m.state) and m.state != self.last_state
             self.last_state = m.state
         if finished:
             self._report()
             if m.state == "finished":
                 self.notify("Dataset ready: see the Report tab, then 3 Review.", title="Prep finished")
+            elif m.state == "stopped":
+                self.notify(m.reason or "The sources done so far are saved; run prep again to add the rest.",
+                            title="Prep stopped")
             else:
                 self.error("Prep failed", m.reason or "see the log", ["Check the sources and the whisper model."])
         self.refresh_bindings()

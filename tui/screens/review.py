@@ -305,7 +305,6 @@ class ReviewScreen(StudioScreen):
                 self._fill()
 
         counts = []
-        segs = (self.manifest or {}).get("segments", [])
         for f in FILTERS:
             old, self.filter = self.filter, f
             counts.append(f"{f.replace('_', ' ')} ({len(self._visible())})")

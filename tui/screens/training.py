@@ -13,9 +13,10 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
+from engine.jobs import states
 from tui.advice import advice_for, title_for
 from tui.messages import GpuInfo, JobFinished, ProjectChanged
-from tui.runmodel import ACTIVE_STATES, fmt_duration
+from tui.runmodel import fmt_duration
 from tui.screens.base import StudioScreen
 from tui.widgets.charts import Curves
 from tui.widgets.common import AlertBanner, Gauge, TagLog, bar
@@ -140,10 +141,10 @@ class TrainingScreen(StudioScreen):
             return
         info.append(f"{run.name} ", style="bold")
         info.append(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold") + " reverse")
-        if m.alive and state in ACTIVE_STATES:
+        if m.alive and states.is_active(state):
             info.append(f" pid {m.pid}" if m.pid else "", style="dim")
         reason = m.shown_reason()
-        if reason and state in ("stopped", "failed", "finished"):
+        if reason and states.is_final(state):
             info.append(f"  {reason}", style="red" if state == "failed" else "italic")
         if self.early_stop:
             info.append("  [early stop on]", style="bold magenta")
@@ -300,11 +301,11 @@ class TrainingScreen(StudioScreen):
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         m = self.app.run_model
-        alive = bool(m.alive) and m.state in ACTIVE_STATES
+        alive = bool(m.alive) and states.is_active(m.state)
         if action in ("stop", "stop_now"):
             return True if alive and m.state != "stopping" or (action == "stop_now" and alive) else False
         if action == "resume":
-            return True if m.run is not None and not alive and m.state in ("stopped", "failed", "finished") \
+            return True if m.run is not None and not alive and states.is_final(m.state) \
                 and m.alive is not None else False
         if action == "detach":
             return True if alive else False
