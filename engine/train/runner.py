@@ -105,6 +105,9 @@ class Engine:
         self.epoch_train_losses: list[float] = []
         self.best_path = self.run / "best_model.pth"
         self.trainer = None
+        from engine.listen.training import TrainingListener
+
+        self.listening = TrainingListener(self)
         self._faults = [f for f in os.environ.get("XTTS_FT_FAULT", "").split(",") if f]
         self._fault_fired = False
         self._sampler_stop = threading.Event()
@@ -178,6 +181,7 @@ class Engine:
             self.build()
             if self.resume:
                 self.restore()
+            self.start_listening()
             self.state("training", epochs=self.cfg["epochs"], global_step=self.trainer.total_steps_done)
             self.fit_loop()
             self.save_checkpoint("final")
@@ -243,7 +247,14 @@ class Engine:
     # ---------------------------------------------------------------- pre-flight
     def preflight(self) -> None:
         from engine.gpu import disk_free_mb, gpu_info, ram_sample
+        from engine.listen.encoders import ListenError
+        from engine.listen.training import check_before_training
         from engine.model.files import ModelFilesError, check_model, human_size
+
+        try:
+            check_before_training(self.cfg)
+        except ListenError as exc:
+            raise UserFacingError(str(exc)) from None
 
         cfg, rep = self.cfg, self.rep
         try:
@@ -587,6 +598,7 @@ class Engine:
                   global_step=trainer.total_steps_done, train_loss=mean)
         if not trainer.config.run_eval and mean is not None:
             self.judge(mean, mean_train=None, source="train")
+        self.listening.epoch_end(trainer, mean)
         if self.dist.enabled:
             self._sync(None, None)  # every rank takes the same stop / early-stop decision here
         self._honour_stop(trainer)
@@ -694,6 +706,29 @@ class Engine:
                 self.write_samples(which="finetuned", tag=f"step{t.total_steps_done}")
             except Exception as exc:  # noqa: BLE001
                 self.rep.warn(f"could not write samples at the new best model: {exc}", tag="TRAIN")
+
+    def start_listening(self) -> None:
+        from engine.listen.encoders import ListenError
+
+        try:
+            self.listening.start(getattr(self.trainer.model, "module", self.trainer.model).xtts)
+        except ListenError as exc:   # bad listening input: one line, before the first step
+            raise UserFacingError(f"listening test: {exc}") from None
+
+    def save_best_listen(self, rec: dict) -> Path | None:
+        """BEST LISTEN: the weights the listening test recommends, next to BEST MODEL."""
+        if not self.dist.is_main:
+            return None
+        data = self._payload(full=False)
+        data["listen"] = rec
+        path = self.run / "best_listen.pth"
+        ck.write(path, data)
+        return path
+
+    def request_early_stop(self, reason: str) -> None:
+        if self.pending_stop is None:
+            self.rep.info(reason, tag="TRAIN")
+            self.pending_stop = StopTraining("early_stop", reason)
 
     # ---------------------------------------------------------------- samples
     def after_training(self) -> None:
