@@ -63,7 +63,7 @@ def text_tokens_for(seconds: float) -> int:
     return em.default_text_tokens(seconds)
 
 
-def build_gpt(fake: bool, opts: dict):
+def build_gpt(fake: bool, opts: dict, dims: "em.ModelDims | None" = None):
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -71,13 +71,14 @@ def build_gpt(fake: bool, opts: dict):
     from TTS.tts.layers.xtts.gpt import GPT
 
     mode = FakeTensorMode() if fake else None
-    d = em.FULL_DIMS
+    d = dims or em.XTTS_V2
     ctx = mode if mode is not None else torch.no_grad()
     with ctx:
-        gpt = GPT(layers=d["layers"], model_dim=d["model_dim"], start_text_token=261, stop_text_token=0,
-                  heads=d["heads"], max_text_tokens=402, max_mel_tokens=605, max_prompt_tokens=70,
-                  number_text_tokens=d["text_tokens"], num_audio_tokens=1026, start_audio_token=1024,
-                  stop_audio_token=1025, use_perceiver_resampler=True, code_stride_len=1024)
+        gpt = GPT(layers=d.layers, model_dim=d.model_dim, start_text_token=261, stop_text_token=0,
+                  heads=d.heads, max_text_tokens=d.max_text_tokens, max_mel_tokens=d.max_audio_tokens,
+                  max_prompt_tokens=70, number_text_tokens=d.text_tokens, num_audio_tokens=d.audio_tokens,
+                  start_audio_token=d.audio_tokens - 2, stop_audio_token=d.audio_tokens - 1,
+                  use_perceiver_resampler=d.perceiver, code_stride_len=1024)
     if opts["tanh_gelu"]:
         lean.use_tanh_gelu(gpt)
     if opts["grad_checkpointing"]:
@@ -86,20 +87,21 @@ def build_gpt(fake: bool, opts: dict):
     return gpt, mode
 
 
-def measure(batch: int, seconds: float, opts: dict, fake: bool = True) -> dict:
+def measure(batch: int, seconds: float, opts: dict, fake: bool = True, dims: "em.ModelDims | None" = None) -> dict:
     import contextlib
 
     import torch
     import torch.nn.functional as F
     from torch.distributed._tools.mem_tracker import MemTracker
 
-    gpt, mode = build_gpt(fake, opts)
+    gpt, mode = build_gpt(fake, opts, dims)
+    vocab = (dims or em.XTTS_V2).text_tokens
     nt = text_tokens_for(seconds)
     nc = em.codes_for(seconds)
     cond_frames = em.COND_MEL_FRAMES
     with (mode if mode is not None else contextlib.nullcontext()):
-        ti = torch.randint(4, 6681, (batch, nt + 2))
-        tt = torch.randint(4, 6681, (batch, nt + 2))
+        ti = torch.randint(4, vocab, (batch, nt + 2))
+        tt = torch.randint(4, vocab, (batch, nt + 2))
         ac = torch.randint(0, 1024, (batch, nc + 2))
         at = torch.randint(0, 1024, (batch, nc + 2))
         cm = torch.randn(batch, 1, 80, cond_frames)
@@ -253,7 +255,7 @@ def verdict(data: dict) -> list[str]:
 
     cfg = tc.resolve({"dataset": "d", "model": "m", "run": "r", "batch_size": 8, "grad_accum": 4,
                       "max_audio_seconds": 11.0})
-    lean.resolve_options(cfg, "cuda", {"available": True, "bf16": True, "total_mb": 12 * 1024}, tiny=False)
+    lean.resolve_options(cfg, "cuda", {"available": True, "bf16": True, "total_mb": 12 * 1024})
     opts = dict(precision=cfg["precision"], tanh_gelu=bool(cfg["tanh_gelu"]),
                 grad_checkpointing=cfg["grad_checkpointing"] == "on",
                 optimizer=em.optimizer_kind(cfg["optimizer"], bool(cfg["fused_adamw"]), bool(cfg["adamw_8bit"])))

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "engine.demo",
     "engine.train.cli",
     "engine.listen.cli",
+    "engine.train.estimate",
+    "engine.serve",
 ]
 
 

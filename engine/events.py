@@ -13,8 +13,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -35,29 +36,51 @@ def encode(event_type: str, **fields: Any) -> str:
 
 
 class EventWriter:
-    """Appends events to a file, one flushed line each; safe to call from several threads."""
+    """Appends events to a file, one line each, written with a single system call; safe to call from
+    several threads.
+
+    A failed write (disk full, file system gone read-only) does not raise: the job goes on and
+    reports the problem its own way; `write_error` keeps the first such error. A line torn by a
+    failed write is ended before the next one, so a reader loses only that line.
+    """
 
     def __init__(self, path: str | os.PathLike, echo=None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._echo = echo  # optional file-like (e.g. sys.stdout) that gets the same lines
+        self._torn = False
+        self.write_error: OSError | None = None
 
     def emit(self, event_type: str, **fields: Any) -> dict:
         line = encode(event_type, **fields)
         with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            if self._fd is not None:
+                self._write(("\n" if self._torn else "") + line + "\n")
             if self._echo is not None:
                 self._echo.write(line + "\n")
                 self._echo.flush()
         return json.loads(line)
 
+    def _write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        try:
+            while data:
+                n = os.write(self._fd, data)
+                data = data[n:]
+            self._torn = False
+        except OSError as exc:
+            self._torn = True
+            if self.write_error is None:
+                exc.filename = exc.filename or str(self.path)
+                self.write_error = exc
+
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def read_events(path: str | os.PathLike, offset: int = 0, max_bytes: int | None = None) -> tuple[list[dict], int]:

@@ -93,6 +93,7 @@ class XttsStudio(App):
         Binding("f5", "goto('train')", "Train", show=False),
         Binding("f6", "goto('results')", "Results", show=False),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help"),
         # in a text field q and 1-6 are text: the footer then shows ctrl+q, the step bar F1-F6
         Binding("ctrl+q", "quit_typing", "Quit", priority=True, id="quit.ctrl"),
         Binding("ctrl+q", "quit_anywhere", "Quit", show=False, priority=True),
@@ -102,9 +103,9 @@ class XttsStudio(App):
                  dataset: str | Path | None = None, poll: float = 0.25, query_gpu: bool = True) -> None:
         self.studio = Studio(root)
         if dataset:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
+            self.studio.state["dataset"] = self.studio.rel(Path(dataset).resolve())
         if run:
-            self.studio.state["run"] = str(Path(run).resolve())
+            self.studio.state["run"] = self.studio.rel(Path(run).resolve())
         self.poll = poll
         self.query_gpu = query_gpu
         self.run_model = RunModel()
@@ -152,18 +153,28 @@ class XttsStudio(App):
 
     def set_project(self, dataset: Path | None = None, run: Path | None = None, follow: bool = True) -> None:
         """Make a dataset and/or run the current one; remembered for the next session."""
-        if dataset is not None:
-            self.studio.state["dataset"] = str(Path(dataset).resolve())
-            self.studio.remember_dataset(Path(dataset).resolve())
-        if run is not None:
-            self.studio.state["run"] = str(Path(run).resolve())
-            self.studio.remember_run(Path(run).resolve())
-            if follow:
-                self.follow_run(Path(run))
+        self.studio.set_current(dataset=dataset, run=run)
+        if run is not None and follow:
+            self.follow_run(self.studio.run)
         self.studio.save()
         msg = ProjectChanged(self.studio.dataset, self.studio.run)
         for screen in self._all_screens():
             screen.post_message(ProjectChanged(msg.dataset, msg.run))
+
+    def new_project(self) -> None:
+        """Home's `n`: the Prep form starts empty (no sources, a new dataset folder), nothing is
+        current; runs still going keep going (Home lists them)."""
+        self.studio.new_project()
+        self.workers.cancel_group(self, "follow-run")
+        with self.run_model.lock:
+            self.run_model.run = None
+            self.run_model.clear()
+            self.run_model.version += 1
+        for screen in self._all_screens():
+            screen.post_message(ProjectChanged(None, None))
+            if hasattr(screen, "reset_project"):
+                screen.reset_project()
+        self.action_goto("prep")
 
     def _all_screens(self) -> list[Screen]:
         out = []
@@ -215,19 +226,32 @@ class XttsStudio(App):
 
     # ------------------------------------------------------------------ prep jobs
     def start_prep(self, args: list[str], dataset: Path) -> None:
+        from engine import locks
+
         dataset.mkdir(parents=True, exist_ok=True)
         events = dataset / "prep_events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
+        log = dataset / "prep_tui.log"
         with self.prep_model.lock:
             self.prep_model.clear()
             self.prep_model.state = "starting"
         self.prep_dataset = dataset
-        self.prep_proc = self.studio.spawn(args, dataset / "prep_tui.log")
+        holder = locks.holder(dataset)
+        if holder is not None:
+            # another prep (or a review save) holds the dataset: say who, start nothing
+            with self.prep_model.lock:
+                self.prep_model.state = "failed"
+                self.prep_model.reason = locks.busy_message(dataset, holder)
+                self.prep_model.version += 1
+            self.prep_proc = None
+            return
+        log_offset = log.stat().st_size if log.exists() else 0
+        self.prep_proc = self.studio.spawn(args, log)
         self.studio.remember_dataset(dataset.resolve())
-        self._follow_prep(events, offset, self.prep_proc)
+        self._follow_prep(events, offset, self.prep_proc, log, log_offset)
 
     @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
-    def _follow_prep(self, path: Path, offset: int, proc) -> None:
+    def _follow_prep(self, path: Path, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:
         worker = get_current_worker()
         model = self.prep_model
         tail = EventTail(path, offset)
@@ -243,7 +267,8 @@ class XttsStudio(App):
                     model.alive = False
                     if model.state not in ("finished", "failed"):
                         model.state = "failed"
-                        model.reason = f"xtts-ft prep exited with code {code} (see prep_tui.log)"
+                        model.reason = _last_reason(log, log_offset, "xtts-ft prep: ") or \
+                            f"xtts-ft prep exited with code {code} (see prep_tui.log)"
                     model.version += 1
                 return
             time.sleep(self.poll)
@@ -284,7 +309,11 @@ class XttsStudio(App):
 
     # ------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Screen):
-        yield from super().get_system_commands(screen)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title != "Keys":  # Textual's generic key panel: the studio's help replaces it
+                yield cmd
+        yield SystemCommand("Help", "What this screen is for, its keys and the keys that work everywhere (key ?)",
+                            self.action_help)
         from tui.widgets.common import STEPS
 
         for mode, key, label in STEPS:
@@ -299,6 +328,13 @@ class XttsStudio(App):
                 yield SystemCommand(f"{binding.description}",
                                     f"{binding.tooltip + ' · ' if binding.tooltip else ''}key {binding.key}",
                                     partial(self.run_action, action, screen))
+
+    def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen
+
+        if not isinstance(self.screen, (TooSmall, HelpScreen)):
+            base = self.screen if not isinstance(self.screen, ModalScreen) else self.screen_stack[0]
+            self.push_screen(HelpScreen(base))
 
     def action_quit(self) -> None:
         # quitting never stops a training run or a prep job: they are separate processes
@@ -317,6 +353,8 @@ class XttsStudio(App):
             return not text_focus(self.screen)
         if action == "quit_typing":  # the shown ctrl+q; a hidden one works everywhere
             return text_focus(self.screen)
+        if action == "help":
+            return not text_focus(self.screen) and not isinstance(self.screen, ModalScreen)
         return True
 
 
@@ -335,3 +373,17 @@ def run_app(argv: list[str] | None = None) -> int:
     app = make_app(root=args.workspace, run=args.run, start="train" if args.run else None)
     app.run()
     return 0
+
+
+def _last_reason(log: Path | None, offset: int, prefix: str) -> str | None:
+    """The one-line reason a job that ended before its first event printed (its last `prefix` line)."""
+    if log is None:
+        return None
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    said = [ln[len(prefix):].strip() for ln in lines if ln.startswith(prefix)]
+    return said[-1] if said else None

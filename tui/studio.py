@@ -70,15 +70,61 @@ class Studio:
         self.state[key] = value
         self.save()
 
+    # paths in studio.json are relative to the workspace when inside it, so a copied or moved
+    # workspace points at its own datasets and runs, never at the original's
+    def rel(self, p: str | Path) -> str:
+        """A path as stored: relative to the workspace when inside it, absolute otherwise."""
+        p = self.path(p)
+        try:
+            return str(p.relative_to(self.root))
+        except ValueError:
+            return str(p)
+
+    def path(self, p: str | Path) -> Path:
+        """A stored or typed path made absolute: a relative one is inside the workspace."""
+        p = Path(p).expanduser()
+        return (p if p.is_absolute() else self.root / p).resolve()
+
+    def show(self, p: str | Path) -> str:
+        """A path for a form field: short (relative) when inside the workspace."""
+        return self.rel(p)
+
     @property
     def dataset(self) -> Path | None:
         d = self.state.get("dataset")
-        return Path(d) if d else None
+        return self.path(d) if d else None
 
     @property
     def run(self) -> Path | None:
         r = self.state.get("run")
-        return Path(r) if r else None
+        return self.path(r) if r else None
+
+    def set_current(self, dataset: Path | None = None, run: Path | None = None) -> None:
+        if dataset is not None:
+            self.state["dataset"] = self.rel(dataset)
+            self.remember_dataset(self.path(dataset))
+        if run is not None:
+            self.state["run"] = self.rel(run)
+            self.remember_run(self.path(run))
+
+    def new_project(self) -> None:
+        """Forget the current dataset and run, and the project part of the prep form (name,
+        sources, speaker): a new project starts empty; machine settings (whisper model, device,
+        language) stay."""
+        self.state.pop("dataset", None)
+        self.state.pop("run", None)
+        form = dict(self.state.get("prep_form") or {})
+        for key in ("out", "speaker", "speaker_ref", "speaker_threshold", "sources", "add_existing"):
+            form.pop(key, None)
+        self.state["prep_form"] = form
+        self.save()
+
+    def fresh_name(self, folder: Path, base: str) -> Path:
+        """folder/base, or base-2, base-3... : the first that does not exist yet."""
+        p, i = folder / base, 2
+        while p.exists():
+            p, i = folder / f"{base}-{i}", i + 1
+        return p
 
     # ------------------------------------------------------------------ discovery
     def find_datasets(self) -> list[Path]:
@@ -89,7 +135,7 @@ class Studio:
                         or (p / "prep_events.jsonl").is_file():
                     found[str(p.resolve())] = p.resolve()
         for d in self.state.get("known_datasets", []):
-            p = Path(d)
+            p = self.path(d)
             if p.is_dir():
                 found.setdefault(str(p.resolve()), p.resolve())
         for r in self.find_runs():
@@ -99,13 +145,15 @@ class Studio:
         return list(found.values())
 
     def remember_dataset(self, d: Path) -> None:
-        known = [x for x in self.state.get("known_datasets", []) if x != str(d)]
-        self.state["known_datasets"] = [str(d)] + known[:50]
+        d = self.rel(d)
+        known = [x for x in self.state.get("known_datasets", []) if x != d]
+        self.state["known_datasets"] = [d] + known[:50]
         self.save()
 
     def remember_run(self, r: Path) -> None:
-        known = [x for x in self.state.get("known_runs", []) if x != str(r)]
-        self.state["known_runs"] = [str(r)] + known[:100]
+        r = self.rel(r)
+        known = [x for x in self.state.get("known_runs", []) if x != r]
+        self.state["known_runs"] = [r] + known[:100]
         self.save()
 
     def find_runs(self) -> list[Path]:
@@ -115,7 +163,7 @@ class Studio:
                 if (p / "run_config.json").is_file():
                     found[str(p.resolve())] = p.resolve()
         for r in self.state.get("known_runs", []):
-            p = Path(r)
+            p = self.path(r)
             if (p / "run_config.json").is_file():
                 found.setdefault(str(p.resolve()), p.resolve())
         return list(found.values())

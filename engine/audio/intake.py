@@ -8,8 +8,10 @@ hours-long take costs the same RAM as a short one. Sources are only read, never 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,35 +59,103 @@ class Discovery:
 
 
 def discover(sources: list[str | Path]) -> Discovery:
-    """Audio files named directly or found recursively under folders (any case of extension)."""
+    """Audio files named directly or found recursively under folders (any case of extension).
+
+    Symbolic links are followed (each real file is taken once). Whatever cannot be used is listed
+    in `skipped` with its reason: a missing path, a dangling link, a link loop, a folder that
+    cannot be listed or entered.
+    """
     found = Discovery()
     seen: set[Path] = set()
     for item in sources:
         p = Path(item).expanduser()
-        if not p.exists():
+        if p.is_symlink() and not p.exists():
+            found.skipped.append({"path": str(p), "reason": _dangling(p)})
+            continue
+        try:
+            exists = p.exists()
+            p.stat()
+        except OSError as exc:
+            found.skipped.append({"path": str(p), "reason": _os_reason(exc)})
+            continue
+        if not exists:
             found.skipped.append({"path": str(p), "reason": "no such file or folder"})
             continue
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not _hidden(f, p):
-                    rp = f.resolve()
-                    if rp not in seen:
-                        seen.add(rp)
-                        found.files.append(SourceFile(rp, p.resolve(), str(f.relative_to(p))))
+            _walk(p, p, found, seen, set())
         else:
             rp = p.resolve()
             if rp in seen:
                 continue
             seen.add(rp)
-            if p.suffix.lower() not in AUDIO_EXTENSIONS:
-                # named explicitly: try it anyway (ffmpeg decides), the reason will say if it fails
-                pass
+            # named explicitly: tried whatever its extension (ffmpeg decides; the reason says if it fails)
             found.files.append(SourceFile(rp, rp.parent, p.name))
     return found
 
 
-def _hidden(f: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in f.relative_to(root).parts)
+def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], ancestors: set[tuple[int, int]]) -> None:
+    try:
+        st = folder.stat()
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            found.skipped.append({"path": str(folder), "reason": "symbolic link loop (a folder inside itself); not followed"})
+            return
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        found.skipped.append({"path": str(folder), "reason": _os_reason(exc, "folder")})
+        return
+    ancestors = ancestors | {key}
+    for e in entries:
+        f = Path(e.path)
+        if e.name.startswith("."):
+            continue
+        try:
+            is_dir = e.is_dir()
+            is_file = not is_dir and e.is_file()
+        except OSError as exc:
+            found.skipped.append({"path": str(f), "reason": _os_reason(exc)})
+            continue
+        if is_dir:
+            _walk(f, root, found, seen, ancestors)
+            continue
+        if not is_file:
+            if e.is_symlink() and f.suffix.lower() in AUDIO_EXTENSIONS | {""}:
+                found.skipped.append({"path": str(f), "reason": _dangling(f)})
+            continue
+        if f.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        rp = f.resolve()
+        if rp not in seen:
+            seen.add(rp)
+            found.files.append(SourceFile(rp, root.resolve(), str(f.relative_to(root))))
+
+
+def _dangling(p: Path) -> str:
+    try:
+        target = os.readlink(p)
+    except OSError:
+        return "broken symbolic link"
+    try:
+        p.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return f"broken symbolic link (points to {target}, which does not exist)"
+
+
+def _os_reason(exc: OSError, what: str = "file") -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied (cannot {'list or enter this folder' if what == 'folder' else 'read it'})"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "no such file or folder"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def read_error(exc: OSError) -> IntakeError:
+    """A source that cannot be read, as the reason shown to the user."""
+    return IntakeError(_os_reason(exc))
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -155,13 +225,27 @@ class Decoded:
     loudness_range: float | None
 
 
-def decode(path: Path, work_dir: Path, stem: str, on_progress=None) -> Decoded:
-    """One streaming ffmpeg pass: mono mix, resample, loudness measurement, two working files."""
+def mono_mix(channels: int) -> str:
+    """The ffmpeg filter that mixes `channels` channels to one: their mean.
+
+    ffmpeg's own downmix adds the channels with gains that sum above one (stereo: 0.707 each), so a
+    stereo take peaking at -1 dBFS would come out at +2 dBFS and clip; the mean never exceeds the
+    loudest channel, so levels and clipping are measured on what the clips really contain.
+    """
+    if channels <= 1:
+        return ""
+    gain = 1.0 / channels
+    return "pan=mono|c0=" + "+".join(f"{gain:.10g}*c{k}" for k in range(channels)) + ","
+
+
+def decode(path: Path, work_dir: Path, stem: str, on_progress=None, channels: int = 1) -> Decoded:
+    """One streaming ffmpeg pass: mono mix (the channels' mean), resample, loudness measurement,
+    two working files. A full disk is raised as OSError(ENOSPC), never as a decoding problem."""
     work_dir.mkdir(parents=True, exist_ok=True)
     w22 = work_dir / f"{stem}.22k.wav"
     w16 = work_dir / f"{stem}.16k.wav"
     graph = (
-        f"[0:a]aresample={WORK_RATE}:resampler=soxr,aformat=sample_fmts=flt:channel_layouts=mono,asplit=2[a][b];"
+        f"[0:a]aformat=sample_fmts=flt,{mono_mix(channels)}aresample={WORK_RATE}:resampler=soxr,aformat=sample_fmts=flt:channel_layouts=mono,asplit=2[a][b];"
         "[a]ebur128=framelog=verbose[a2];"
         f"[b]aresample={ASR_RATE}:resampler=soxr,aformat=sample_fmts=s16[b2]"
     )
@@ -190,6 +274,13 @@ def decode(path: Path, work_dir: Path, stem: str, on_progress=None) -> Decoded:
         err.seek(0)
         stderr = err.read()
     if proc.returncode != 0 or not w22.exists():
+        full = "No space left on device" in stderr or "Disk quota exceeded" in stderr or _full(work_dir)
+        for f in (w22, w16):
+            f.unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(w22))
+        if "Permission denied" in stderr and not os.access(path, os.R_OK):
+            raise IntakeError(_os_reason(OSError(errno.EACCES, "")))
         for f in (w22, w16):
             f.unlink(missing_ok=True)
         raise IntakeError(f"could not be decoded ({_ffmpeg_reason(stderr)})")
@@ -203,6 +294,12 @@ def decode(path: Path, work_dir: Path, stem: str, on_progress=None) -> Decoded:
             f.unlink(missing_ok=True)
         raise IntakeError("decoded to no audio (0 samples)")
     return Decoded(w22, w16, info.frames / info.samplerate, lufs, lra)
+
+
+def _full(folder: Path) -> bool:
+    from engine.ioerrors import nearly_full
+
+    return nearly_full(folder)
 
 
 def _parse_summary(stderr: str, pattern: str) -> float | None:

@@ -8,7 +8,9 @@ written. Sources are only ever read.
 
 from __future__ import annotations
 
-import math
+import contextlib
+import io
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.atomic import atomic_path
+from engine import ioerrors, locks
+from engine.atomic import atomic_path, deferred_interrupts
 from engine.audio import analysis, clean, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
 from engine.prep import dataset as ds
@@ -121,10 +124,12 @@ class Prep:
         self.o = opts
         self.r = reporter
         self.out = Path(opts.out).expanduser().resolve()
-        self.work = self.out / ".work"
+        self.work = self.out / ".work" / f"{os.getpid()}"     # one working folder per job
         self.fp_dir = self.out / ".cache" / "fingerprints"
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
+        self.skipped: list[dict] = []
+        self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
 
     # -------------------------------------------------------------------------------------------
     def run(self) -> PrepResult:
@@ -144,6 +149,7 @@ class Prep:
             r.info(f"Adding to the existing dataset: {len(existing['sources'])} sources, {n} clips already in it")
         else:
             self.manifest = ds.empty_manifest(o.language, intake.WORK_RATE)
+        self._tidy()
         self.manifest["settings"] = {
             "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
             "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
@@ -153,87 +159,184 @@ class Prep:
 
         found = intake.discover(o.sources)
         skipped: list[dict] = list(found.skipped)
+        for s in found.skipped:
+            r.warn(f"Skipping {s['path']}: {s['reason']}", tag="AUDIO", code="skipped")
         r.info(f"Found {len(found.files)} audio files to process", tag="AUDIO")
         # metadata files sit beside the recordings or one level up (LJSpeech: metadata.csv + wavs/)
         folders = {f.path.parent for f in found.files} | {f.path.parent.parent for f in found.files}
-        known = metadata_texts(sorted(folders))
+        unreadable: list[dict] = []
+        known = metadata_texts(sorted(folders), unreadable)
+        for s in unreadable:
+            r.warn(f"Skipping {s['path']}: {s['reason']}", tag="DATA", code="skipped")
+        skipped.extend(unreadable)
 
         new_segments: list[dict] = []
         processed: list[_Source] = []
         seen_sha = {s["sha256"]: s for s in self.manifest["sources"]}
-        total_in = sum(1 for _ in found.files)
-        interrupted = False
-        with r.progress("prep", "Preparing sources", total_in) as bar:
-            for sf_ in found.files:
-                name = sf_.rel
-                try:
-                    src = self._intake(sf_, seen_sha, known)
-                    if src is None:
-                        continue
-                    segs = self._segment_and_write(src)
-                    new_segments.extend(segs)
-                    processed.append(src)
-                    self.manifest["sources"].append(src.entry)
-                    seen_sha[src.sha] = src.entry
-                except intake.IntakeError as exc:
-                    skipped.append({"path": str(sf_.path), "reason": str(exc)})
-                    r.warn(f"Skipping {name}: {exc}", tag="AUDIO")
-                except KeyboardInterrupt:
-                    # keep what is done: the finished sources are saved, a re-run adds the rest
-                    interrupted = True
-                    r.warn(f"Interrupted while preparing {name}: saving the {len(processed)} source(s) finished "
-                           "so far; run prep again to add the rest", tag="DATA", code="interrupted")
-                    break
-                finally:
-                    self._clean_work(sf_)
-                    bar.advance(1)
-        shutil.rmtree(self.work, ignore_errors=True)
+        # clips of earlier runs whose duplicate / speaker checks were interrupted are checked now
+        seg_by_id = {s["id"]: s for s in self.manifest["segments"]}
+        unchecked = [seg_by_id[i] for i in self.manifest.get("unchecked", []) if i in seg_by_id]
+        interrupted, failure, stage = False, None, "sources"
+        self.skipped = skipped
+        try:
+            with r.progress("prep", "Preparing sources", len(found.files)) as bar:
+                for sf_ in found.files:
+                    name = sf_.rel
+                    stage = f"preparing {name}"
+                    try:
+                        src = self._intake(sf_, seen_sha, known)
+                        if src is None:
+                            continue
+                        segs = self._segment_and_write(src)
+                        new_segments.extend(segs)
+                        processed.append(src)
+                        self.manifest["sources"].append(src.entry)
+                        self.manifest["segments"].extend(segs)
+                        seen_sha[src.sha] = src.entry
+                    except intake.IntakeError as exc:
+                        skipped.append({"path": str(sf_.path), "reason": str(exc)})
+                        r.warn(f"Skipping {name}: {exc}", tag="AUDIO", code="skipped")
+                    finally:
+                        self._clean_work()
+                        bar.advance(1)
+            to_check = unchecked + new_segments
+            self.manifest["unchecked"] = [s["id"] for s in to_check]
+            if to_check:
+                stage = "the duplicate check"
+                self._duplicates(to_check)
+                if o.speaker_check:
+                    stage = "the speaker check"
+                    self._speakers(to_check)
+            self.manifest["unchecked"] = []
+        except KeyboardInterrupt:
+            # keep what is done: the finished sources are saved, a re-run adds the rest and checks them
+            interrupted = True
+            r.warn(f"Interrupted during {stage}: saving the {len(processed)} source(s) finished so far; "
+                   "run prep again to add the rest", tag="DATA", code="interrupted")
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                self._save_after_crash()
+                raise
+            failure = self._failure(exc)
+        except BaseException:
+            self._save_after_crash()
+            raise
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
 
-        self.manifest["segments"].extend(new_segments)
         self.manifest["skipped"] = skipped
-        if new_segments and not interrupted:
-            self._duplicates(new_segments)
-            if o.speaker_check:
-                self._speakers(new_segments)
+        if self.manifest.get("unchecked"):
+            r.warn(f"{len(self.manifest['unchecked'])} clip(s) are not yet checked for duplicates and other speakers; "
+                   "the next prep run into this dataset checks them", tag="DATA", code="unchecked")
         usable = [s for s in self.manifest["segments"] if ds.included(s)]
         if not usable:
-            reason = self._nothing_usable_reason(found, skipped)
+            reason = failure or self._nothing_usable_reason(found, skipped)
             self._write_summary_only(skipped)
-            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
+            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0), interrupted)
+        # whatever happened, what is finished is saved: dataset.json, CSVs and wavs/ agree
+        r.info("Creating train/eval split", tag="DATA")
+        try:
+            self._save_guarded()
+        except KeyboardInterrupt:
+            interrupted = True        # held back until the save was complete
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                raise
+            failure = self._failure(exc, saved=False)
+        n_train, n_eval = self.counts
+        if failure is not None:
+            return PrepResult(False, failure, self._summary(processed, skipped, n_train, n_eval))
         if len(usable) < 2:
             reason = "only one usable clip: a dataset needs at least two (one to train on, one to evaluate)"
-            return PrepResult(False, reason, self._summary(processed, skipped, 0, 0))
-
-        r.info("Creating train/eval split", tag="DATA")
-        ds.assign_splits(self.manifest["segments"], o.eval_fraction, o.seed)
-        self._report_stats(new_segments)
-        self._warnings(processed)
-        n_train, n_eval = ds.save(self.out, self.manifest)
-        r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
-        if n_train < SMALL_TRAIN:
-            r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
-        if n_eval < SMALL_EVAL:
-            r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
-        # warnings raised after save are stored too
-        self.manifest["warnings"] = r.warnings
-        ds.save(self.out, self.manifest)
+            return PrepResult(False, reason, self._summary(processed, skipped, n_train, n_eval), interrupted)
         summary = self._summary(processed, skipped, n_train, n_eval)
+        try:
+            self._report_stats(new_segments)
+            self._warnings(processed)
+            r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
+            if n_train < SMALL_TRAIN:
+                r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
+            if n_eval < SMALL_EVAL:
+                r.warn("Very small evaluation dataset", tag="DATA", code="small_eval", count=n_eval)
+            # warnings raised after the first save are stored too
+            self.manifest["warnings"] = r.warnings
+            self._save_guarded()
+            summary = self._summary(processed, skipped, n_train, n_eval)
+        except KeyboardInterrupt:
+            interrupted = True       # the dataset is saved already; only the report was cut short
+        except OSError as exc:
+            if not ioerrors.is_known(exc):
+                raise
+            return PrepResult(False, self._failure(exc), summary)
         summary["interrupted"] = interrupted
         r.event("prep_summary", **summary)
         r.info(f"Dataset ready: {self.out / ds.TRAIN_CSV}", tag="DATA")
         return PrepResult(True, "", summary, interrupted)
 
     # -------------------------------------------------------------------------------------------
-    def _check_out_folder(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        probe = self.out / ".write-test"
-        try:
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise PrepError(f"cannot write to {self.out}: {exc.strerror}") from exc
+    def _save_guarded(self) -> tuple[int, int]:
+        """Split and save dataset.json + CSVs with Ctrl-C held back, so they always agree."""
+        with deferred_interrupts():
+            ds.assign_splits(self.manifest["segments"], self.o.eval_fraction, self.o.seed)
+            self.counts = ds.save(self.out, self.manifest)
+        return self.counts
 
-    def _clean_work(self, sf_: intake.SourceFile) -> None:
+    def _save_after_crash(self) -> None:
+        """An unexpected error: keep the finished sources before the error goes up."""
+        with contextlib.suppress(Exception):
+            if any(ds.included(s) for s in self.manifest.get("segments", [])):
+                self.manifest["skipped"] = self.skipped
+                self._save_guarded()
+
+    def _failure(self, exc: OSError, saved: bool = True) -> str:
+        reason = ioerrors.describe(exc)
+        done = sum(1 for s in self.manifest["segments"] if ds.included(s))
+        if not saved:
+            reason += "; dataset.json was left as it was before this run"
+        elif done:
+            reason += f"; what was finished before it is saved ({done} clips): run prep again to add the rest"
+        return reason
+
+    def _tidy(self) -> None:
+        """Remove what a killed run left behind: clips not in dataset.json (a source cut short),
+        temporaries of interrupted writes, caches of clips that are gone, working files. The dataset
+        lock is held, so none of it belongs to a running job."""
+        from engine.prep.review import journal
+
+        # clips the review's undo journal still needs (the parts of a merge, say) are not orphans
+        kept = [s for e in journal(self.out) for s in e.get("before", []) + e.get("after", [])]
+        known = {s["file"] for s in self.manifest["segments"] + kept if s.get("file")}
+        ids = {s["id"] for s in self.manifest["segments"] + kept if s.get("id")}
+        wavs = self.out / "wavs"
+        orphans = 0
+        if wavs.is_dir():
+            for f in wavs.iterdir():
+                if f.name.startswith(".") and f.is_file():
+                    f.unlink(missing_ok=True)          # a temporary of a write that never finished
+                elif f.suffix == ".wav" and f"wavs/{f.name}" not in known:
+                    f.unlink(missing_ok=True)
+                    orphans += 1
+        cache = self.out / ".cache" / "embeddings"
+        if cache.is_dir():
+            for f in cache.iterdir():
+                if f.stem not in ids or f.name.startswith("."):
+                    f.unlink(missing_ok=True)
+        for stale in (self.out / ".work", self.out / ".cache" / "fingerprints"):
+            if stale.is_dir():
+                for f in stale.iterdir():
+                    if f.is_dir():
+                        shutil.rmtree(f, ignore_errors=True)
+                    elif stale.name == ".work" or f.name.startswith("."):
+                        f.unlink(missing_ok=True)
+        for f in self.out.glob(".*.tmp"):
+            f.unlink(missing_ok=True)
+        if orphans:
+            self.r.info(f"Removed {orphans} clip(s) an interrupted run left outside the dataset", tag="DATA")
+
+    def _check_out_folder(self) -> None:
+        check_out_folder(self.out)
+
+    def _clean_work(self) -> None:
         for f in self.work.glob("*") if self.work.exists() else []:
             f.unlink(missing_ok=True)
 
@@ -241,7 +344,10 @@ class Prep:
         r, o = self.r, self.o
         if sf_.path.is_relative_to(self.out):
             return None   # never re-ingest our own clips
-        sha = intake.file_sha256(sf_.path)
+        try:
+            sha = intake.file_sha256(sf_.path)
+        except OSError as exc:
+            raise intake.read_error(exc) from exc
         if sha in seen_sha:
             prev = seen_sha[sha]
             r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
@@ -249,7 +355,7 @@ class Prep:
         info = intake.probe(sf_.path)
         stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
         with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
-            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance)
+            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
         stats, power = analysis.scan(decoded.work22)
         if stats.peak < 1e-4:
             raise intake.IntakeError("digital silence (no signal at all)")
@@ -263,16 +369,18 @@ class Prep:
         if dup_of:
             raise intake.IntakeError(f"same audio as {dup_of} (a re-encoded or renamed copy)")
         self.fp_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, fp)
+        with atomic_path(self.fp_dir / f"{sha}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, fp)
 
         speaker = o.speaker or ds.slug(self.out.name, 30)
         if o.speaker_from_folders and sf_.subfolder:
             speaker = ds.slug(sf_.subfolder, 30)
         text = None
         if o.transcripts != "asr":
-            text = sidecar_text(sf_.path) or known.get(sf_.path)
+            try:
+                text = sidecar_text(sf_.path) or known.get(sf_.path)
+            except OSError as exc:
+                raise intake.IntakeError(f"its transcript cannot be read ({(exc.strerror or str(exc)).lower()})") from exc
             if text is None and o.transcripts == "files":
                 raise intake.IntakeError("no transcript (.txt/.lab beside it or metadata file) and --transcripts files")
         snr = analysis.estimate_snr(power, regions)
@@ -375,6 +483,17 @@ class Prep:
         return self._write_clips(src, segs)
 
     def _write_clips(self, src: _Source, segs: list[segment.Segment]) -> list[dict]:
+        """Cut, level and write the clips; on any failure (Ctrl-C, disk full) the clips of this
+        source already written are removed, so wavs/ only ever holds clips dataset.json lists."""
+        written: list[Path] = []
+        try:
+            return self._write_clips_into(src, segs, written)
+        except BaseException:
+            for f in written:
+                f.unlink(missing_ok=True)
+            raise
+
+    def _write_clips_into(self, src: _Source, segs: list[segment.Segment], written: list[Path]) -> list[dict]:
         o = self.o
         lufs = src.decoded.integrated_lufs
         gain_db = (o.target_lufs - lufs) if (o.normalize and lufs is not None) else 0.0
@@ -431,8 +550,8 @@ class Prep:
                 audio = np.clip(audio * g, -1.0, 1.0)
                 seg_id = f"{src.entry['id']}_{k:03d}"
                 rel = f"wavs/{seg_id}.wav"
-                with atomic_path(self.out / rel, suffix=".wav") as tmp:
-                    sf.write(str(tmp), audio, rate, subtype="PCM_16", format="WAV")
+                _write_wav(self.out / rel, audio, rate)
+                written.append(self.out / rel)
                 text = normalize_text(s.text, o.language)
                 flags = list(s.flags)
                 conf = float(np.mean([w.prob for w in s.words])) if s.words else 0.0
@@ -736,6 +855,32 @@ class Prep:
         }
 
 
+def check_out_folder(out: Path) -> None:
+    """Create the dataset folder and make sure this process can write in it (PrepError if not)."""
+    out = Path(out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepError(f"cannot create {out}: {(exc.strerror or str(exc)).lower()}") from exc
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        raise PrepError(f"cannot write to {out}: {(exc.strerror or str(exc)).lower()}") from exc
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """16-bit WAV, atomically; encoded in memory and written by Python, so a full disk is an
+    OSError(ENOSPC) naming the file and not libsndfile's "System error"."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, subtype="PCM_16", format="WAV")
+    with atomic_path(path, suffix=".wav") as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
+
+
 def _cuda_memory_lines() -> list[str]:
     try:
         import torch
@@ -747,9 +892,17 @@ def _cuda_memory_lines() -> list[str]:
     return [f"Total: {total / mb:.2f} MB", f"Used:  {(total - free) / mb:.2f} MB", f"Free:  {free / mb:.2f} MB"]
 
 
-def run_prep(opts: PrepOptions, reporter: Reporter) -> PrepResult:
-    """The Python entry point (the TUI and tests call this; the CLI wraps it)."""
+def run_prep(opts: PrepOptions, reporter: Reporter, lock: bool = True) -> PrepResult:
+    """The Python entry point (tests call this; the CLI wraps it).
+
+    The dataset folder's lock is held for the whole job (`lock=False`: the caller holds it); a
+    second job on the same folder is refused with a message naming the holder."""
     try:
-        return Prep(opts, reporter).run()
-    except (PrepError, ds.DatasetError, intake.ToolMissing) as exc:
+        if not lock:
+            return Prep(opts, reporter).run()
+        out = Path(opts.out).expanduser()
+        check_out_folder(out)
+        with locks.hold(out, "xtts-ft prep"):
+            return Prep(opts, reporter).run()
+    except (PrepError, ds.DatasetError, intake.ToolMissing, locks.Busy) as exc:
         return PrepResult(False, str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,36 +53,50 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import signal
+
+    from engine import locks
     from engine.events import EventWriter
     from engine.prep import PrepOptions, run_prep
+    from engine.prep.builder import PrepError, check_out_folder
     from engine.prep.report import Reporter
 
     console = Console(stderr=True, highlight=False) if args.json else Console(highlight=False)
     out = args.out.expanduser()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"xtts-ft prep: cannot create {out}: {exc.strerror}", file=sys.stderr)
-        return 2
-    events = EventWriter(out / "prep_events.jsonl")
-    reporter = Reporter(console=console, log_path=out / "prep.log", events=events)
-    opts = PrepOptions(
-        sources=args.sources, out=out, language=args.language, speaker=args.speaker,
-        speaker_from_folders=args.speaker_from_folders, whisper_model=args.whisper_model, device=args.device,
-        min_seconds=args.min_seconds, max_seconds=args.max_seconds, eval_fraction=args.eval_fraction,
-        seed=args.seed, normalize=not args.no_normalize, target_lufs=args.target_lufs,
-        transcripts=args.transcripts, batch_size=args.batch_size, denoise=args.denoise,
-        speaker_check=args.speaker_check, speaker_ref=args.speaker_ref, speaker_threshold=args.speaker_threshold,
-    )
-    reporter.event("state", state="running", job="prep")
-    result = run_prep(opts, reporter)
-    if result.ok:
-        reporter.event("state", state="finished", job="prep")
-    else:
-        reporter.error(result.reason)
-        reporter.event("state", state="failed", job="prep", reason=result.reason)
-    reporter.close()
-    events.close()
+        # before anything is written there: a read-only or foreign folder is one line, not a traceback
+        check_out_folder(out)
+    except PrepError as exc:
+        return _refuse(args, str(exc))
+    # SIGTERM (a stop from another program) ends prep the way Ctrl-C does: finished work is saved
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.default_int_handler(signum, frame))
+    try:
+        lock = locks.hold(out, "xtts-ft prep")
+        lock.__enter__()
+    except locks.Busy as exc:
+        return _refuse(args, str(exc))
+    try:
+        events = EventWriter(out / "prep_events.jsonl")
+        reporter = Reporter(console=console, log_path=out / "prep.log", events=events)
+        opts = PrepOptions(
+            sources=args.sources, out=out, language=args.language, speaker=args.speaker,
+            speaker_from_folders=args.speaker_from_folders, whisper_model=args.whisper_model, device=args.device,
+            min_seconds=args.min_seconds, max_seconds=args.max_seconds, eval_fraction=args.eval_fraction,
+            seed=args.seed, normalize=not args.no_normalize, target_lufs=args.target_lufs,
+            transcripts=args.transcripts, batch_size=args.batch_size, denoise=args.denoise,
+            speaker_check=args.speaker_check, speaker_ref=args.speaker_ref, speaker_threshold=args.speaker_threshold,
+        )
+        reporter.event("state", state="running", job="prep", pid=os.getpid())
+        result = run_prep(opts, reporter, lock=False)
+        if result.ok:
+            reporter.event("state", state="finished", job="prep", interrupted=result.interrupted)
+        else:
+            reporter.error(result.reason)
+            reporter.event("state", state="failed", job="prep", reason=result.reason)
+        reporter.close()
+        events.close()
+    finally:
+        lock.__exit__(None, None, None)
     if args.json:
         print(json.dumps({"ok": result.ok, "reason": result.reason, **result.summary}, indent=2, ensure_ascii=False))
     if not result.ok:
@@ -89,3 +104,11 @@ def run(args) -> int:
             print(f"xtts-ft prep: {result.reason}", file=sys.stderr)
         return 1
     return 130 if result.interrupted else 0
+
+
+def _refuse(args, reason: str) -> int:
+    """A job that could not start: one line on stderr (and the JSON answer with --json), exit 1."""
+    if args.json:
+        print(json.dumps({"ok": False, "reason": reason}, indent=2, ensure_ascii=False))
+    print(f"xtts-ft prep: {reason}", file=sys.stderr)
+    return 1

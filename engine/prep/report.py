@@ -45,6 +45,7 @@ class Reporter:
         self._log = open(log_path, "a", encoding="utf-8") if log_path else None
         self._listeners: list[Callable[[dict], None]] = []
         self.warnings: list[dict] = []
+        self.write_error: OSError | None = None    # the first failed write to the log file
 
     # --- messages ----------------------------------------------------------------
     def add_listener(self, fn: Callable[[dict], None]) -> None:
@@ -72,10 +73,14 @@ class Reporter:
                 self.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
         if self._log is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            self._log.write(f"{stamp} {prefix} {msg}\n")
-            for line in details:
-                self._log.write(f"{stamp}   {line}\n")
-            self._log.flush()
+            try:
+                self._log.write(f"{stamp} {prefix} {msg}\n" + "".join(f"{stamp}   {line}\n" for line in details))
+                self._log.flush()
+            except OSError as exc:
+                # a full disk must not turn a message into a crash; the job reports the disk its own way
+                if self.write_error is None:
+                    exc.filename = exc.filename or self._log.name
+                    self.write_error = exc
         if level == "warning":
             self.warnings.append({"tag": tag, "msg": msg, **data})
         self._dispatch("log", tag=tag, level=level, msg=msg, details=details, **data)
@@ -117,7 +122,10 @@ class Reporter:
 
     def close(self) -> None:
         if self._log is not None:
-            self._log.close()
+            try:
+                self._log.close()
+            except OSError:
+                pass
             self._log = None
 
 

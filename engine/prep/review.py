@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from engine import locks
 from engine.atomic import atomic_path, write_json
 from engine.prep import dataset as ds
 
@@ -38,6 +39,21 @@ class ReviewError(Exception):
 
 
 # ------------------------------------------------------------------ loading
+def _locked(fn):
+    """Hold the dataset's lock while an edit reads, changes and writes it: a prep running into the
+    same dataset would otherwise overwrite the edit, or the edit the prep's new clips."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(folder, *args, **kwargs):
+        try:
+            with locks.hold(Path(folder), "xtts-ft review"):
+                return fn(folder, *args, **kwargs)
+        except locks.Busy as exc:
+            raise ReviewError(f"{exc} (the dataset cannot be edited meanwhile)") from None
+    return wrapper
+
+
 def load(folder: str | Path) -> dict:
     m = ds.load_manifest(Path(folder))
     if m is None:
@@ -87,6 +103,7 @@ def _replace(m: dict, old_ids: list[str], new_segs: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------ edits
+@_locked
 def edit_text(folder: str | Path, seg_id: str, text: str) -> dict:
     folder = Path(folder)
     text = re.sub(r"\s+", " ", text).strip()
@@ -106,6 +123,7 @@ def edit_text(folder: str | Path, seg_id: str, text: str) -> dict:
     return _commit(folder, m, "edit", [before], [copy.deepcopy(seg)], [], f"edited the text of {seg_id}")
 
 
+@_locked
 def set_excluded(folder: str | Path, seg_id: str, excluded: bool, reason: str = "dropped in review") -> dict:
     folder = Path(folder)
     m = load(folder)
@@ -164,6 +182,7 @@ def _write_wav(folder: Path, rel: str, audio: np.ndarray, sr: int) -> None:
         sf.write(str(tmp), audio, sr, subtype="PCM_16", format="WAV")
 
 
+@_locked
 def merge_next(folder: str | Path, seg_id: str) -> dict:
     """Join a clip with the next clip of the same source (the silence between them is kept, up to
     MAX_MERGE_GAP s). The merged clip gets a new id and wav; the two originals leave the dataset."""
@@ -228,6 +247,7 @@ def split_time(audio: np.ndarray, sr: int, text: str, word_index: int, window: f
     return best
 
 
+@_locked
 def split(folder: str | Path, seg_id: str, word_index: int, at: float | None = None) -> dict:
     """Cut a clip in two after word `word_index`: the text splits there, the audio at the pause
     nearest the estimated time (or at `at` seconds when given)."""
@@ -270,6 +290,7 @@ def split(folder: str | Path, seg_id: str, word_index: int, at: float | None = N
 
 
 # ------------------------------------------------------------------ undo
+@_locked
 def undo(folder: str | Path) -> dict | None:
     """Revert the last change; returns its journal entry, or None when there is nothing to undo."""
     folder = Path(folder)

@@ -4,6 +4,7 @@ alignment that lays a known text over whisper's word timings for a long recordin
 from __future__ import annotations
 
 import csv
+import errno
 import difflib
 from pathlib import Path
 
@@ -16,23 +17,37 @@ METADATA_NAMES = ("metadata.csv", "metadata_train.csv", "metadata_eval.csv", "me
 def sidecar_text(audio: Path) -> str | None:
     for ext in (".txt", ".lab", ".TXT", ".LAB"):
         p = audio.with_suffix(ext)
-        if p.is_file():
+        if _is_file(p):
             text = p.read_text(encoding="utf-8", errors="replace").strip()
             if text:
                 return " ".join(text.split())
     return None
 
 
-def metadata_texts(folders: list[Path]) -> dict[Path, str]:
-    """Texts from coqui (`audio_file|text|speaker_name`) or LJSpeech (`id|text|normalized`) files."""
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except OSError:
+        return False
+
+
+def metadata_texts(folders: list[Path], errors: list[dict] | None = None) -> dict[Path, str]:
+    """Texts from coqui (`audio_file|text|speaker_name`) or LJSpeech (`id|text|normalized`) files.
+
+    A metadata file that cannot be read is left out and, with `errors`, listed there ({"path", "reason"})."""
     found: dict[Path, str] = {}
     for folder in folders:
         for name in METADATA_NAMES:
             meta = folder / name
-            if not meta.is_file():
+            try:
+                if not meta.is_file():
+                    continue
+                with open(meta, encoding="utf-8", errors="replace", newline="") as fh:
+                    rows = list(csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE))
+            except OSError as exc:
+                if errors is not None and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    errors.append({"path": str(meta), "reason": f"transcript file not readable ({exc.strerror})"})
                 continue
-            with open(meta, encoding="utf-8", errors="replace", newline="") as fh:
-                rows = list(csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE))
             if not rows:
                 continue
             start = 1 if rows[0] and rows[0][0].strip() == "audio_file" else 0
@@ -45,7 +60,7 @@ def metadata_texts(folders: list[Path]) -> dict[Path, str]:
                 if start == 0:   # LJSpeech: ids without folder or extension
                     candidates += [folder / "wavs" / f"{key}.wav", folder / f"{key}.wav"]
                 for c in candidates:
-                    if c.is_file():
+                    if _is_file(c):
                         found[c.resolve()] = " ".join(text.split())
                         break
     return found

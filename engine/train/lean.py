@@ -19,8 +19,10 @@ bitsandbytes (CUDA only, optional).
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: resolve_options also serves the studio and estimate
+    from torch import nn
 
 # modules of GPTTrainer that GPT training never runs (forward) on the device
 FROZEN_OFF_DEVICE = ("xtts.hifigan_decoder", "dvae.decoder")
@@ -28,6 +30,7 @@ FROZEN_OFF_DEVICE = ("xtts.hifigan_decoder", "dvae.decoder")
 
 def use_tanh_gelu(gpt_module: nn.Module) -> int:
     """Swap `gelu_new` for the single-op tanh GELU in every HF GPT-2 MLP; returns the count."""
+    from torch import nn
     from transformers.activations import NewGELUActivation
 
     n = 0
@@ -89,6 +92,8 @@ def place_on_device(model: nn.Module, device) -> nn.Module:
     """Move the model to `device`, leaving the modules training never uses on the CPU.
 
     Same per-module conversion as `nn.Module.cuda()` (parameters keep their identity on CUDA)."""
+    from torch import nn
+
     off = set()
     for path in FROZEN_OFF_DEVICE:
         obj = model
@@ -126,6 +131,8 @@ def apply(model: nn.Module, cfg: dict) -> dict:
 
 def bnb_available() -> tuple[bool, str]:
     """Whether bitsandbytes' 8-bit AdamW can be used here (CUDA + the library importable)."""
+    import torch
+
     if not torch.cuda.is_available():
         return False, "8-bit AdamW needs a CUDA GPU"
     try:
@@ -141,32 +148,47 @@ def make_8bit_adamw(params, lr: float, betas, eps: float, weight_decay: float):
     return bnb.optim.AdamW8bit(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
-def resolve_options(cfg: dict, device: str, gpu: dict, tiny: bool, text_vocab: int | None = None) -> dict:
-    """Turn `auto` options into concrete ones for this device (mutates cfg); returns the memory
-    estimate and the notes to log. Precision auto: bf16 where the GPU supports it, else fp16 on
-    CUDA, fp32 on the CPU. Checkpointing auto: on when the estimate without it does not fit."""
+def resolve_options(cfg: dict, device: str, gpu: dict, dims=None, planning: bool = False) -> dict:
+    """Turn `auto` options into concrete ones for this device (mutates cfg) and estimate the run's
+    memory for the model's own dimensions (`engine.train.memory.ModelDims`; default XTTS v2).
+    The one resolution that the training preflight, the Params screen and `xtts-ft estimate` use.
+
+    device: cuda | cpu; gpu: `engine.gpu.gpu_info()` (total_mb, bf16) or a planned card;
+    planning: an estimate for a GPU that is not here (Params, estimate): libraries are not probed.
+    Precision auto: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on the CPU.
+    Checkpointing auto: on when the estimate without it does not fit the GPU.
+    Returns {estimate, notes [(level, line)], total_bytes, fits, largest_batch}."""
     from engine.train import memory as em
 
+    dims = dims or em.XTTS_V2
     notes = []
     if cfg.get("precision") == "auto":
-        cfg["precision"] = ("bf16" if gpu.get("bf16") else "fp16") if device == "cuda" else "fp32"
-    if cfg.get("adamw_8bit"):
+        cfg["precision"] = ("bf16" if gpu.get("bf16", True) else "fp16") if device == "cuda" else "fp32"
+    if cfg.get("adamw_8bit") and not planning:
         ok, why = bnb_available() if device == "cuda" else (False, "8-bit AdamW needs a CUDA GPU")
         if not ok:
             notes.append(("warn", f"--adamw-8bit: {why}; using {'fused ' if cfg.get('fused_adamw') else ''}AdamW"))
             cfg["adamw_8bit"] = False
-    vocab = text_vocab or em.FULL_DIMS["text_tokens"]
     total = int(gpu.get("total_mb", 0) * 2**20) if device == "cuda" else 0
-    if cfg.get("grad_checkpointing") == "auto":
-        on = device == "cuda" and not tiny and em.needs_checkpointing(cfg, total, text_vocab=vocab)
+    gc_auto = cfg.get("grad_checkpointing") == "auto"
+    if gc_auto:
+        on = device == "cuda" and em.needs_checkpointing(cfg, total, dims=dims)
         cfg["grad_checkpointing"] = "on" if on else "off"
-    est = em.estimate_from_config(cfg, text_vocab=vocab)
-    if device == "cuda" and not tiny:
-        line = (f"Memory estimate for batch {cfg['batch_size']} x {cfg['max_audio_seconds']:g} s clips: "
+    est = em.estimate_from_config(cfg, dims=dims)
+    opts = em.options_from_config(cfg)
+    if gc_auto and device == "cuda":
+        opts["grad_checkpointing"] = True  # auto turns it on for a batch that needs it
+    largest = em.largest_batch(total, float(cfg.get("max_audio_seconds", 11.0)), dims=dims, **opts) if total else None
+    fits = est["gpu_bytes"] <= total if device == "cuda" else None
+    if device == "cuda":
+        line = (f"Memory estimate for batch {cfg['batch_size']} x {float(cfg['max_audio_seconds']):g} s clips: "
                 f"{est['summary']}; this GPU has {total / 2**30:.1f} GiB")
-        notes.append(("info" if est["gpu_bytes"] <= total else "warn", line))
+        if not fits:
+            line += f" (largest batch that fits: {largest})" if largest else " (not even batch 1 fits: shorter clips)"
+        notes.append(("info" if fits else "warn", line))
     notes.append(("info", f"Memory options: precision {cfg['precision']}, activation checkpointing "
                           f"{cfg['grad_checkpointing']}, tanh GELU {'on' if cfg.get('tanh_gelu') else 'off'}, "
                           f"{'8-bit' if cfg.get('adamw_8bit') else 'fused' if cfg.get('fused_adamw') else 'foreach'} "
                           f"optimizer, frozen modules {'on the CPU' if cfg.get('frozen_off_gpu') else 'on the device'}"))
-    return {"estimate": {k: v for k, v in est.items() if k != "fits"}, "notes": notes}
+    return {"estimate": {k: v for k, v in est.items() if k != "fits"}, "notes": notes, "total_bytes": total,
+            "fits": fits, "largest_batch": largest}

@@ -23,11 +23,27 @@ fragmentation as 1.1 x tensors + 0.8 GiB: an assumption, not measured here (no G
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, replace
 
 GiB = 2**30
-FULL_DIMS = {"layers": 30, "model_dim": 1024, "heads": 16, "text_tokens": 6681}
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """What the GPT's size depends on: config.json's model_args and the vocabulary's size."""
+    layers: int = 30
+    model_dim: int = 1024
+    heads: int = 16
+    text_tokens: int = 6681
+    audio_tokens: int = 1026
+    max_audio_tokens: int = 605
+    max_text_tokens: int = 402
+    perceiver: bool = True
+
+
+XTTS_V2 = ModelDims()
 # trainable GPT parameters of the full-size model with a 6681-token vocabulary (STACK.md, measured)
-FULL_GPT_PARAMS = 441_018_563
+FULL_GPT_PARAMS = 441_018_563  # = gpt_params(XTTS_V2)
 FROZEN_PARAMS_ALL = 77_400_000  # HiFiGAN 17.8M + speaker encoder 8.0M + DVAE 51.6M
 FROZEN_PARAMS_ON_DEVICE = 25_300_000  # DVAE encoder + codebook (what code extraction runs)
 CODES_PER_SECOND = 22050 / 1024
@@ -72,6 +88,15 @@ OPT_TEMP = {"adamw-foreach": 1.0, "adamw-fused": 0.06, "adamw8bit": 0.06, "sgd":
             "adam-foreach": 1.0, "adam-fused": 0.06}
 OPT_STATE_BYTES = {"adamw-foreach": 8, "adamw-fused": 8, "adam-foreach": 8, "adam-fused": 8, "adamw8bit": 2,
                    "sgd": 4, "rmsprop": 4}
+# The conditioning encoder + perceiver term ("a", per sample) scales with the width for its
+# feature maps and with the heads for the encoder's attention probabilities on the 6 s mel
+# (COND_WIDTH_SHARE fitted to fake-tensor measurements at other widths and head counts).
+COND_WIDTH_SHARE = 0.42
+# Parts that do not scale with the GPT's size (fitted to the tiny 2 x 64 model's measurements): the
+# perceiver's attention (always 8 heads x 64) per sample, and the mel head's logits per token and
+# audio-vocabulary entry (logits + log-softmax), already inside the full-size coefficients.
+PERCEIVER_FIXED_BYTES = 5 * 2**20
+LOGIT_BYTES = 14
 GPU_OVERHEAD_FACTOR = 1.1
 GPU_OVERHEAD_BYTES = int(0.8 * GiB)
 
@@ -90,10 +115,101 @@ def sequence_length(clip_seconds: float, text_tokens: int | None = None) -> int:
     return PERCEIVER_LATENTS + nt + 2 + codes_for(clip_seconds) + 2
 
 
-def gpt_params(text_vocab: int = FULL_DIMS["text_tokens"]) -> int:
-    """Trainable parameters of the full-size GPT for a text vocabulary size (embedding + head)."""
-    d = FULL_DIMS["model_dim"]
-    return FULL_GPT_PARAMS + (2 * d + 1) * (int(text_vocab) - FULL_DIMS["text_tokens"])
+def gpt_params(dims: ModelDims | int = XTTS_V2) -> int:
+    """Trainable parameters of coqui's XTTS GPT with these dimensions (exact: the module sizes of
+    TTS/tts/layers/xtts/gpt.py; tests compare it with the built model). An int is the text
+    vocabulary of the full-size model (older callers)."""
+    if isinstance(dims, int):
+        dims = ModelDims(text_tokens=dims)
+    L, d, V, A = dims.layers, dims.model_dim, dims.text_tokens, dims.audio_tokens
+    blocks = L * (12 * d * d + 13 * d) + 2 * d  # GPT-2 blocks (attention, MLP, 2 layer norms) + ln_f
+    cond = 24 * d * d + 117 * d  # conditioning encoder: 1x1 conv from 80 mels + 6 attention blocks
+    perceiver = 0
+    if dims.perceiver:  # 32 latents, 2 x (attention with 8 heads of 64, GEGLU feed-forward), RMSNorm
+        di = int(d * 4 * 2 / 3)
+        perceiver = 32 * d + 2 * (2048 * d + 3 * di * d + 2 * di + d) + d
+    heads = 2 * V * d + V + 2 * A * d + A + 2 * d  # text/mel embeddings and heads, final norm
+    positions = (dims.max_audio_tokens + 3 + dims.max_text_tokens + 2) * d
+    return blocks + cond + perceiver + heads + positions
+
+
+class ModelDimsError(ValueError):
+    """The model folder has no readable config.json (not an XTTS model folder)."""
+
+
+def vocab_size(path) -> int | None:
+    """Number of tokens of a `tokenizers` JSON (vocab.json): what coqui's Xtts sets as
+    gpt_number_text_tokens; None when the file is missing or unreadable."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        ids = set((data.get("model") or {}).get("vocab", {}).values())
+        ids |= {t["id"] for t in data.get("added_tokens") or [] if isinstance(t, dict) and "id" in t}
+        return max(int(i) for i in ids) + 1 if ids else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def dims_from_config(config: dict, text_tokens: int | None = None) -> ModelDims:
+    """The dimensions in an XTTS config.json (`model_args`); the vocabulary from vocab.json wins
+    over `gpt_number_text_tokens` (coqui overwrites it with the tokenizer's size)."""
+    a = config.get("model_args") or {}
+    base = XTTS_V2
+
+    def get(key, default):
+        v = a.get(key)
+        return default if v is None else v
+
+    return ModelDims(
+        layers=int(get("gpt_layers", base.layers)), model_dim=int(get("gpt_n_model_channels", base.model_dim)),
+        heads=int(get("gpt_n_heads", base.heads)),
+        text_tokens=int(text_tokens or get("gpt_number_text_tokens", base.text_tokens)),
+        audio_tokens=int(get("gpt_num_audio_tokens", base.audio_tokens)),
+        max_audio_tokens=int(get("gpt_max_audio_tokens", base.max_audio_tokens)),
+        max_text_tokens=int(get("gpt_max_text_tokens", base.max_text_tokens)),
+        perceiver=bool(get("gpt_use_perceiver_resampler", base.perceiver)),
+    )
+
+
+def dims_from_folder(folder) -> ModelDims:
+    """The dimensions of the model in a model folder (config.json + vocab.json); raises
+    ModelDimsError with a one-line reason when config.json is missing or not an XTTS config."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder).expanduser()
+    cfg_path = folder / "config.json"
+    if not folder.is_dir():
+        raise ModelDimsError(f"{folder}: folder not found")
+    if not cfg_path.is_file():
+        raise ModelDimsError(f"{folder}: no config.json (an XTTS model folder holds config.json, model.pth, "
+                             "vocab.json, ...)")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelDimsError(f"{cfg_path}: unreadable JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+        raise ModelDimsError(f"{cfg_path}: not an XTTS config (no model_args)")
+    return dims_from_config(config, vocab_size(folder / "vocab.json"))
+
+
+def describe_dims(dims: ModelDims) -> str:
+    return (f"GPT {dims.layers} layers x {dims.model_dim} channels, {dims.heads} heads, {dims.text_tokens} text "
+            f"tokens: {gpt_params(dims) / 1e6:.1f}M trainable parameters")
+
+
+def _scales(dims: ModelDims) -> tuple[float, float, float, float]:
+    """Activation scale factors of `dims` relative to the full-size model the coefficients were
+    fitted to: (conditioning encoder + perceiver, blocks per token, attention per token², one
+    block's attention)."""
+    f = XTTS_V2
+    cond = COND_WIDTH_SHARE * dims.model_dim / f.model_dim + (1 - COND_WIDTH_SHARE) * dims.heads / f.heads
+    blocks = (dims.layers * dims.model_dim) / (f.layers * f.model_dim)
+    attn = (dims.layers * dims.heads) / (f.layers * f.heads)
+    one_block_attn = dims.heads / f.heads
+    return cond, blocks, attn, one_block_attn
 
 
 def frozen_on_device_bytes(frozen_off_gpu: bool = True) -> int:
@@ -110,14 +226,14 @@ def optimizer_kind(optimizer: str = "adamw", fused: bool = True, eight_bit: bool
 
 def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, precision: str = "bf16",
              tanh_gelu: bool = True, grad_checkpointing: bool = False, optimizer: str = "adamw-fused",
-             frozen_off_gpu: bool = True, text_vocab: int = FULL_DIMS["text_tokens"],
-             gpt_only: bool = False) -> dict:
-    """Peak memory of one training step of the full-size XTTS v2 GPT.
+             frozen_off_gpu: bool = True, text_vocab: int | None = None, gpt_only: bool = False,
+             dims: ModelDims = XTTS_V2) -> dict:
+    """Peak memory of one training step of an XTTS GPT with dimensions `dims` (default: XTTS v2).
 
     batch: clips per step; clip_seconds: the longest clip; text_tokens: the longest transcript in
     BPE tokens (default ~9 per second); precision: fp32 | bf16 | fp16 (| auto = bf16);
     optimizer: adamw-fused | adamw-foreach | adamw8bit | adam-fused | adam-foreach | sgd | rmsprop
-    (`optimizer_kind()` builds it from the engine's options).
+    (`optimizer_kind()` builds it from the engine's options); text_vocab overrides dims' vocabulary.
     Returns bytes: gpt_peak_bytes (GPT + optimizer + activations, what bench/memory.py measures),
     peak_bytes (+ frozen weights on the device), gpu_bytes (+ assumed CUDA overhead), the parts,
     and `summary` (one line for a UI).
@@ -126,7 +242,15 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
         optimizer = optimizer + "-fused"
     if optimizer not in OPT_STATE_BYTES:
         raise ValueError(f"unknown optimizer kind {optimizer!r}")
-    p = gpt_params(text_vocab)
+    if text_vocab:
+        dims = replace(dims, text_tokens=int(text_vocab))
+    p = gpt_params(dims)
+    sc_cond, sc_blocks, sc_attn, sc_one = _scales(dims)
+    # per sample, GiB: the conditioning term and the per-token term split into what scales with the
+    # model and what does not (the perceiver's fixed 8 x 64 attention, the mel head's logits)
+    fixed_a = PERCEIVER_FIXED_BYTES / GiB
+    logits_b = LOGIT_BYTES * (dims.audio_tokens - XTTS_V2.audio_tokens * sc_blocks) / GiB
+    p_share = p / gpt_params(XTTS_V2)
     half = precision in ("bf16", "fp16", "auto")
     pk = "half" if half else "fp32"
     T = sequence_length(clip_seconds, text_tokens)
@@ -135,14 +259,16 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
     states = OPT_STATE_BYTES[optimizer] * p
     grads = 4 * p
     td, ta = BACKWARD_TAIL[pk]
-    tail = grads + (td + B * ta) * GiB  # gradients + conditioning activations, end of the backward
+    tail = grads + (td * p_share + B * ((ta - fixed_a) * sc_cond + fixed_a)) * GiB  # grads + conditioning
     if grad_checkpointing:
         d, a, b, q = CK_BLOCKS[pk]
-        activations = max(grads + (d + B * (a + b * T + q * T * T)) * GiB, tail)
+        per = (a - fixed_a) * sc_cond + fixed_a + (b * sc_blocks + logits_b) * T + q * sc_one * T * T
+        activations = max(grads + (d * p_share + B * per) * GiB, tail)
     else:
         a, b, q = ACT_COEF[(pk, bool(tanh_gelu))]
         once = HALF_WEIGHT_COPY_BYTES * p if half else 0
-        activations = max(once + B * (a + b * T + q * T * T) * GiB, tail)
+        per = (a - fixed_a) * sc_cond + fixed_a + (b * sc_blocks + logits_b) * T + q * sc_attn * T * T
+        activations = max(once + B * per * GiB, tail)
     opt_phase = grads * (1 + OPT_TEMP[optimizer])
     gpt_peak = weights + states + max(activations, opt_phase)
     frozen = frozen_on_device_bytes(frozen_off_gpu)
@@ -151,7 +277,7 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
     out = {
         "batch": B, "clip_seconds": clip_seconds, "sequence_length": T, "precision": precision,
         "tanh_gelu": bool(tanh_gelu), "grad_checkpointing": bool(grad_checkpointing), "optimizer": optimizer,
-        "gpt_params": p, "weights_bytes": weights, "optimizer_state_bytes": states,
+        "dims": asdict(dims), "gpt_params": p, "weights_bytes": weights, "optimizer_state_bytes": states,
         "activation_bytes": int(activations), "optimizer_step_bytes": int(opt_phase),
         "frozen_bytes": 0 if gpt_only else frozen, "gpt_peak_bytes": int(gpt_peak), "peak_bytes": int(peak),
         "gpu_bytes": int(gpu), "phase": "forward/backward" if activations >= opt_phase else "optimizer step",
@@ -163,32 +289,62 @@ def estimate(batch: int, clip_seconds: float, text_tokens: int | None = None, pr
     return out
 
 
-def estimate_from_config(cfg: dict, clip_seconds: float | None = None, text_tokens: int | None = None,
-                         text_vocab: int = FULL_DIMS["text_tokens"], grad_checkpointing: bool | None = None) -> dict:
-    """The estimate for the engine's resolved options (`engine.train.config` names)."""
+def options_from_config(cfg: dict, grad_checkpointing: bool | None = None) -> dict:
+    """`estimate()` keyword arguments for the engine's options (`engine.train.config` names)."""
     prec = cfg.get("precision", "auto")
     gc = cfg.get("grad_checkpointing", "auto") if grad_checkpointing is None else grad_checkpointing
+    return {"precision": "bf16" if prec == "auto" else prec, "tanh_gelu": bool(cfg.get("tanh_gelu", True)),
+            "grad_checkpointing": gc in (True, "on"),
+            "optimizer": optimizer_kind(cfg.get("optimizer", "adamw"), bool(cfg.get("fused_adamw", True)),
+                                        bool(cfg.get("adamw_8bit", False))),
+            "frozen_off_gpu": bool(cfg.get("frozen_off_gpu", True))}
+
+
+def estimate_from_config(cfg: dict, clip_seconds: float | None = None, text_tokens: int | None = None,
+                         text_vocab: int | None = None, grad_checkpointing: bool | None = None,
+                         dims: ModelDims = XTTS_V2) -> dict:
+    """The estimate for the engine's resolved options (`engine.train.config` names)."""
     return estimate(
         batch=int(cfg.get("batch_size", 4)),
         clip_seconds=float(clip_seconds if clip_seconds is not None else cfg.get("max_audio_seconds", 11.0)),
-        text_tokens=text_tokens, precision="bf16" if prec == "auto" else prec,
-        tanh_gelu=bool(cfg.get("tanh_gelu", True)), grad_checkpointing=gc in (True, "on"),
-        optimizer=optimizer_kind(cfg.get("optimizer", "adamw"), bool(cfg.get("fused_adamw", True)),
-                                 bool(cfg.get("adamw_8bit", False))),
-        frozen_off_gpu=bool(cfg.get("frozen_off_gpu", True)), text_vocab=text_vocab)
+        text_tokens=text_tokens, text_vocab=text_vocab, dims=dims,
+        **options_from_config(cfg, grad_checkpointing))
 
 
 def needs_checkpointing(cfg: dict, total_bytes: int, clip_seconds: float | None = None,
-                        text_tokens: int | None = None, text_vocab: int = FULL_DIMS["text_tokens"]) -> bool:
+                        text_tokens: int | None = None, text_vocab: int | None = None,
+                        dims: ModelDims = XTTS_V2) -> bool:
     """`grad_checkpointing = auto`: on when the run would not fit `total_bytes` without it."""
-    e = estimate_from_config(cfg, clip_seconds, text_tokens, text_vocab, grad_checkpointing=False)
+    e = estimate_from_config(cfg, clip_seconds, text_tokens, text_vocab, grad_checkpointing=False, dims=dims)
     return e["gpu_bytes"] > total_bytes
 
 
-def largest_batch(total_bytes: int, clip_seconds: float, text_tokens: int | None = None, **opts) -> int:
-    """The largest batch (up to 64) whose estimate fits `total_bytes`; 0 when even batch 1 does not."""
+def checkpoint_bytes(dims: ModelDims = XTTS_V2, optimizer: str = "adamw") -> dict:
+    """Disk of one run's files for this model: a resumable checkpoint holds the GPT weights (fp32)
+    and the optimizer's states (frozen weights are not stored); best_model.pth the weights."""
+    p = gpt_params(dims)
+    kind = optimizer_kind(optimizer) if optimizer in ("adamw", "adam", "sgd", "rmsprop") else optimizer
+    per = 4 * p + OPT_STATE_BYTES.get(kind, 8) * p
+    return {"checkpoint": per, "best_model": 4 * p}
+
+
+def disk_need_bytes(cfg: dict, dims: ModelDims = XTTS_V2) -> tuple[int, int]:
+    """(per checkpoint, total) for `keep_checkpoints` checkpoints, one being written, and the best model."""
+    c = checkpoint_bytes(dims, optimizer_kind(cfg.get("optimizer", "adamw"), True, bool(cfg.get("adamw_8bit"))))
+    return c["checkpoint"], c["checkpoint"] * (int(cfg.get("keep_checkpoints", 2)) + 1) + c["best_model"]
+
+
+def load_ram_bytes(dims: ModelDims = XTTS_V2) -> int:
+    """RAM to build and load the model before training moves it: the whole GPTTrainer in fp32 plus
+    the checkpoint's state dict beside it, and ~1 GiB of libraries."""
+    return int(2 * 4 * (gpt_params(dims) + FROZEN_PARAMS_ALL) + 1 * GiB)
+
+
+def largest_batch(total_bytes: int, clip_seconds: float, text_tokens: int | None = None, limit: int = 64,
+                  **opts) -> int:
+    """The largest batch (up to `limit`) whose estimate fits `total_bytes`; 0 when even batch 1 does not."""
     best = 0
-    for b in range(1, 65):
+    for b in range(1, limit + 1):
         if estimate(b, clip_seconds, text_tokens, **opts)["gpu_bytes"] <= total_bytes:
             best = b
         else:

@@ -303,7 +303,13 @@ class Engine:
         self.emit("preflight", check="gpu", ok=True, gpu=g, device=self.device)
         from engine.train import lean  # issue 9: auto precision / checkpointing, memory estimate
 
-        mem = lean.resolve_options(cfg, self.device, g, tiny=info.tiny)
+        from engine.train import memory as em
+
+        try:
+            dims = em.dims_from_folder(cfg["model"])  # the model's own size: memory, RAM and disk below
+        except em.ModelDimsError as exc:
+            raise UserFacingError(str(exc)) from None
+        mem = lean.resolve_options(cfg, self.device, g, dims=dims)
         for level, line in mem["notes"]:
             (rep.warn if level == "warn" else rep.info)(line, tag="GPU")
         self.emit("preflight", check="memory", **mem["estimate"])
@@ -322,13 +328,12 @@ class Engine:
         ram = ram_sample()
         rep.info(f"System RAM: {ram['total_mb'] / 1024:.1f} GB total, {ram['available_mb'] / 1024:.1f} GB available",
                  tag="INFO")
-        if ram["available_mb"] < 4096 and not info.tiny:
-            rep.warn(f"Only {ram['available_mb'] / 1024:.1f} GB of RAM available: loading a full XTTS model "
-                     "needs several GB.", tag="WARNING")
-        # disk: each resumable checkpoint holds GPT weights + 2 AdamW moments
-        gpt_bytes = info.files["model.pth"] * (0.85 if not info.tiny else 0.01)
-        per_ckpt = gpt_bytes * (3 if cfg["optimizer"] in ("adamw", "adam") else 2)
-        need = per_ckpt * (cfg["keep_checkpoints"] + 1) + gpt_bytes
+        ram_need = em.load_ram_bytes(dims)
+        if ram["available_mb"] * 2**20 < ram_need:
+            rep.warn(f"Only {ram['available_mb'] / 1024:.1f} GB of RAM available: loading this model needs about "
+                     f"{ram_need / 2**30:.1f} GB.", tag="WARNING")
+        # disk: each resumable checkpoint holds the GPT weights + the optimizer states of this model
+        per_ckpt, need = em.disk_need_bytes(cfg, dims)
         free = disk_free_mb(self.run) * 1024 * 1024
         rep.info(f"Disk: {human_size(free)} free in {self.run}; checkpoints need about {human_size(need)} "
                  f"({cfg['keep_checkpoints']} kept x {human_size(per_ckpt)} + best model)", tag="INFO")

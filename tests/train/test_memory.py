@@ -226,20 +226,20 @@ def test_estimator_shape_and_guide_configuration():
     # the guide's configuration fits 12 GiB with the engine's defaults (checkpointing chosen by auto)
     cfg = tc.resolve({"dataset": "d", "model": "m", "run": "r", "batch_size": 8, "grad_accum": 4})
     gpu = {"available": True, "bf16": True, "total_mb": 12 * 1024}
-    out = lean.resolve_options(dict(cfg), "cuda", gpu, tiny=False)
+    out = lean.resolve_options(dict(cfg), "cuda", gpu)
     assert out["estimate"]["grad_checkpointing"] is True
     assert out["estimate"]["gpu_bytes"] <= 12 * GiB
     assert em.largest_batch(12 * GiB, 11.0, precision="fp32", tanh_gelu=False, grad_checkpointing=False,
                             optimizer="adamw-foreach") < 8
     # auto picks fp32 and no checkpointing on the CPU
     cpu = dict(cfg)
-    lean.resolve_options(cpu, "cpu", {"available": False}, tiny=False)
+    lean.resolve_options(cpu, "cpu", {"available": False})
     assert cpu["precision"] == "fp32" and cpu["grad_checkpointing"] == "off"
 
 
 def test_8bit_optimizer_is_refused_cleanly_without_cuda():
     cfg = tc.resolve({"dataset": "d", "model": "m", "run": "r", "adamw_8bit": True})
-    out = lean.resolve_options(cfg, "cpu", {"available": False}, tiny=True)
+    out = lean.resolve_options(cfg, "cpu", {"available": False})
     assert cfg["adamw_8bit"] is False
     assert any(level == "warn" and "8-bit" in msg for level, msg in out["notes"])
     with pytest.raises(tc.ConfigError):

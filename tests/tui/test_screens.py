@@ -207,6 +207,31 @@ async def test_prep_on_a_small_generated_set(workspace, tmp_path):
     assert (workspace / "datasets" / "gen" / "metadata_train.csv").is_file()
 
 
+@sync
+async def test_prep_into_a_dataset_another_job_holds_says_who_holds_it(workspace, tmp_path):
+    from engine import locks
+
+    src = tmp_path / "rec"
+    src.mkdir()
+    (src / "a.wav").write_bytes(b"")
+    out = workspace / "datasets" / "busy"
+    out.mkdir(parents=True)
+    app = make_app(root=workspace, start="prep", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "prep")
+        scr = app.screen
+        scr._add(str(src))
+        scr.query_one("#opt-out").value = str(out)
+        await pilot.pause(0.2)
+        with locks.hold(out, "xtts-ft prep"):
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: app.prep_model.state == "failed", timeout=20, what="refusal")
+        assert f"in use by xtts-ft prep (pid {os.getpid()}" in app.prep_model.reason
+        assert app.prep_proc is None
+        await pilot.pause(0.3)
+        assert "in use by xtts-ft prep" in " ".join(str(w.render()) for w in scr.query("Static"))
+
+
 @pytest.mark.slow
 @sync
 async def test_attach_stop_resume_follow_to_the_end(workspace, tiny_model, dataset, monkeypatch):

@@ -107,7 +107,8 @@ def test_params(snap_compare, size):
     ds = cleaned_dataset(ws)
     model = extended_model(ws / "models" / "xtts" / "tiny-tlh")
     save_state(ws, dataset=str(ds), params_form={"_model": str(model), "_run": str(ws / "runs" / "voice-tlh"),
-                                                 "language": "tlh", "_preset": "language"})
+                                                 "language": "tlh", "_preset": "language", "epochs": "100",
+                                                 "early_stop_patience": "5"})
     app = make_app(root=ws, start="params", query_gpu=False)
 
     async def ready(pilot):

@@ -20,6 +20,7 @@ from tui.messages import ProjectChanged
 from tui.runmodel import fmt_duration
 from tui.screens.base import StudioScreen
 from tui.studio import dataset_summary, quick_run_summary, run_dataset
+from tui.widgets.dialogs import Choose
 
 STATE_STYLE = {"training": "bold green", "preparing": "cyan", "stopping": "yellow", "stopped": "yellow",
                "finished": "green", "failed": "bold red", "new": "dim"}
@@ -33,7 +34,7 @@ class HomeScreen(StudioScreen):
         Binding("a", "attach", "Attach", id="home.attach"),
         Binding("n", "new", "New project", id="home.new"),
         Binding("t", "train", "Train it", id="home.train"),
-        Binding("f", "refresh", "Refresh", id="home.refresh"),
+        Binding("f", "refresh", "Refresh", show=False, id="home.refresh"),  # it refreshes every 3 s
     ]
 
     def __init__(self) -> None:
@@ -95,10 +96,16 @@ class HomeScreen(StudioScreen):
         self.rows = rows
         t.clear()
         now = time.time()
+        names = [r["path"].name for r in rows if r["kind"] == "dataset"]
+        root = self.app.studio.root
         for row in rows:
             s = row["summary"]
             if row["kind"] == "dataset":
                 name = Text(row["path"].name, style="bold")
+                if not row["path"].is_relative_to(root):  # another workspace's: say whose
+                    name.append(f" ↗{row['path'].parent.parent.name or row['path'].parent}", style="italic")
+                elif names.count(row["path"].name) > 1:
+                    name.append(f" ({row['path'].parent.name})", style="italic")
                 mins = s["seconds"] / 60
                 state = Text("ready" if s["clips"] else "empty", style="green" if s["clips"] else "dim")
                 progress = f"{mins:.1f} min speech" if s["ok"] else "–"
@@ -158,17 +165,21 @@ class HomeScreen(StudioScreen):
             return
         s = row["summary"]
         if row["kind"] == "dataset":
-            d.update(f"{row['path']}\nEnter: review clips · t: set training parameters")
+            where = "" if row["path"].is_relative_to(self.app.studio.root) else "  (outside this workspace)"
+            d.update(f"{row['path']}{where}\nEnter: review clips · t: set training parameters")
         else:
             msg = f"{row['path']}\n{s['state']}" + (f": {s['reason']}" if s.get("reason") else "")
             msg += "\nEnter/a: attach and follow it" if s.get("alive") else "\nEnter: open (curves, results)"
+            n = len(self.running())
+            if n and not s.get("alive"):
+                msg += f" · a: attach to the {'run' if n == 1 else f'{n} runs'} going on"
             d.update(msg)
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         row = self._current() if self.is_mounted else False
         if action == "attach":
-            return True if row and row["kind"] == "run" and row["summary"].get("alive") else False
+            return True if self.running() else False
         if action in ("open", "train"):
             return True if row else False
         return True
@@ -185,8 +196,28 @@ class HomeScreen(StudioScreen):
             self.app.set_project(dataset=d if d and d.is_dir() else None, run=row["path"])
             self.app.action_goto("train")
 
+    def running(self) -> list[dict]:
+        return [r for r in self.rows if r["kind"] == "run" and r["summary"].get("alive")]
+
     def action_attach(self) -> None:
-        self.action_open()
+        """Attach to the run going on: the only one, or the one picked (the cursor's first)."""
+        row, running = self._current(), self.running()
+        if len(running) == 1:
+            self.attach_run(running[0])
+        elif running:
+            def done(i: int | None) -> None:
+                if i is not None:
+                    self.attach_run(running[i])
+
+            self.app.push_screen(Choose("Attach to which running run?",
+                                        [f"{r['path'].name}  ({r['summary']['state']}, {r['path'].parent})"
+                                         for r in running], selected=running.index(row) if row in running else 0),
+                                 done)
+
+    def attach_run(self, row: dict) -> None:
+        d = run_dataset(row["path"])
+        self.app.set_project(dataset=d if d and d.is_dir() else None, run=row["path"])
+        self.app.action_goto("train")
 
     def action_train(self) -> None:
         row = self._current()
@@ -198,7 +229,7 @@ class HomeScreen(StudioScreen):
         self.app.action_goto("params")
 
     def action_new(self) -> None:
-        self.app.action_goto("prep")
+        self.app.new_project()
 
     def action_refresh(self) -> None:
         self.refresh_list()

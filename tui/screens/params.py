@@ -58,32 +58,49 @@ GUIDE = {
 GPU_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 80)  # GiB choices when there is no GPU (or to plan for another)
 NO_GPU_SIZE = 12  # the guide's minimum: what the estimate is for until a size is picked
 GUIDE["_vram"] = ("The card the memory estimate is for: the GPU found, or a size you pick (no GPU here, or "
-                  "another machine). Full-size XTTS v2, per GPU, with ~1.1x + 0.8 GiB of CUDA overhead.")
+                  "another machine). For the chosen model's size (XTTS v2 when none is chosen), per GPU, with "
+                  "~1.1x + 0.8 GiB of CUDA overhead. `xtts-ft estimate` prints the same figures.")
 
 
 def _gb(n: int) -> str:
     return f"{n / tm.GiB:.1f}".removesuffix(".0")
 
 
-def memory_fit(vals: dict, total_bytes: int) -> dict | None:
-    """The engine's estimate for the form's values on a GPU of `total_bytes`: {fits, gpu_bytes,
-    largest (the largest batch that fits, 0 = none), checkpointing (on for this estimate), auto}.
-    None while a value it needs is invalid."""
+def default_base_model(models_dir: Path) -> Path | None:
+    """The first model folder under models/xtts/ that is a base model, not a finetune exported by
+    `xtts-ft export` (its config.json names the run it came from)."""
+    if not models_dir.is_dir():
+        return None
+    for p in sorted(models_dir.iterdir()):
+        if not ((p / "config.json").is_file() and (p / "model.pth").is_file()):
+            continue
+        try:
+            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(cfg, dict) and not (cfg.get("xtts_ft") or {}).get("exported_from"):
+            return p
+    return None
+
+
+def memory_fit(vals: dict, total_bytes: int, dims: tm.ModelDims | None = None, bf16: bool = True) -> dict | None:
+    """The engine's resolution and estimate (`engine.train.lean.resolve_options`, the one the training
+    preflight and `xtts-ft estimate` use) for the form's values, on a GPU of `total_bytes` and a
+    model of `dims` (default XTTS v2): {fits, gpu_bytes, largest (the largest batch that fits, 0 =
+    none), checkpointing (on for this estimate), auto, summary}. None while a value it needs is invalid."""
+    from engine.train import lean
+
     need = ("batch_size", "max_audio_seconds", "precision", "grad_checkpointing", "tanh_gelu", "fused_adamw",
             "adamw_8bit", "frozen_off_gpu", "optimizer")
     if any(vals.get(k) is None for k in need):
         return None
     cfg = dict(vals)
-    gc = cfg["grad_checkpointing"]
-    on = tm.needs_checkpointing(cfg, total_bytes) if gc == "auto" else gc == "on"
-    e = tm.estimate_from_config(cfg, grad_checkpointing=on)
-    opts = {"precision": "bf16" if cfg["precision"] == "auto" else cfg["precision"], "tanh_gelu": cfg["tanh_gelu"],
-            "grad_checkpointing": gc != "off",  # auto turns it on when a batch needs it
-            "optimizer": tm.optimizer_kind(cfg["optimizer"], cfg["fused_adamw"], cfg["adamw_8bit"]),
-            "frozen_off_gpu": cfg["frozen_off_gpu"]}
-    largest = tm.largest_batch(total_bytes, float(cfg["max_audio_seconds"]), **opts)
-    return {"fits": e["gpu_bytes"] <= total_bytes, "gpu_bytes": e["gpu_bytes"], "largest": largest,
-            "checkpointing": on, "auto": gc == "auto", "summary": e["summary"]}
+    gpu = {"available": True, "bf16": bf16, "total_mb": total_bytes / 2**20}
+    out = lean.resolve_options(cfg, "cuda", gpu, dims=dims, planning=True)
+    e = out["estimate"]
+    return {"fits": bool(out["fits"]), "gpu_bytes": e["gpu_bytes"], "largest": out["largest_batch"] or 0,
+            "checkpointing": cfg["grad_checkpointing"] == "on", "auto": vals["grad_checkpointing"] == "auto",
+            "summary": e["summary"]}
 
 
 class ParamsScreen(StudioScreen):
@@ -98,6 +115,7 @@ class ParamsScreen(StudioScreen):
         super().__init__()
         self.errors: dict[str, str] = {}
         self.model_check: dict | None = None
+        self.form_ready = False
 
     def compose_body(self) -> ComposeResult:
         saved = self.app.studio.get("params_form", {})
@@ -141,23 +159,41 @@ class ParamsScreen(StudioScreen):
             yield Static(id="params-help", classes="fhelp")
 
     def on_mount(self) -> None:
-        st = self.app.studio
-        run_in = self.query_one("#p-_run", Input)
-        if not run_in.value:
-            name = (st.dataset.name if st.dataset else "voice") + time.strftime("-%m%d-%H%M")
-            run_in.value = str(st.runs_dir / name)
+        self.auto_run: str | None = None
+        self._fresh_run()
         model_in = self.query_one("#p-_model", Input)
-        if not model_in.value and st.models_dir.is_dir():
-            for p in sorted(st.models_dir.iterdir()):
-                if (p / "config.json").is_file() and (p / "model.pth").is_file():
-                    model_in.value = str(p)
-                    break
+        if not model_in.value:
+            base = default_base_model(self.app.studio.models_dir)
+            if base is not None:
+                model_in.value = self.app.studio.show(base)
         self.validate_all()
         if model_in.value:
             self.action_check_model()
+        self.call_after_refresh(self._form_ready)
+
+    def _form_ready(self) -> None:
+        self.form_ready = True
+        if not self.preset_matches():
+            self.query_one("#p-preset", Select).clear()
+
+    def _fresh_run(self) -> None:
+        """A new run gets a new folder: the field gets a fresh name when it is empty, still holds the
+        name made for another dataset, or names a folder a run has been started in since."""
+        st = self.app.studio
+        run_in = self.query_one("#p-_run", Input)
+        value = run_in.value.strip()
+        used = bool(value) and (st.path(value) / "run_config.json").exists()
+        if value and not used and value != self.auto_run:
+            return  # typed by the user, still free: theirs
+        name = (st.dataset.name if st.dataset else "voice") + time.strftime("-%m%d-%H%M")
+        fresh = st.show(st.fresh_name(st.runs_dir, name))
+        if fresh != value:
+            self.auto_run = fresh
+            run_in.value = fresh
 
     @on(ProjectChanged)
     def _project(self, message: ProjectChanged) -> None:
+        self._fresh_run()
         self.validate_all()
 
     @on(GpuInfo)
@@ -165,6 +201,7 @@ class ParamsScreen(StudioScreen):
         self.validate_all()
 
     def on_screen_resume(self) -> None:
+        self._fresh_run()
         self.validate_all()
 
     # ------------------------------------------------------------------ values / validation
@@ -188,9 +225,10 @@ class ParamsScreen(StudioScreen):
                 vals[opt.name] = tc.validate_value(opt, raw[opt.name])
             except tc.ConfigError as exc:
                 self.errors[opt.name] = str(exc).split(": ", 1)[-1]
+        st = self.app.studio
         if not raw["_model"]:
             self.errors["_model"] = "choose a model folder"
-        elif not Path(raw["_model"]).expanduser().is_dir():
+        elif not st.path(raw["_model"]).is_dir():
             self.errors["_model"] = "folder not found"
         elif self.model_check is not None and self.model_check.get("folder") == raw["_model"] \
                 and not self.model_check.get("ok"):
@@ -206,7 +244,7 @@ class ParamsScreen(StudioScreen):
         lang_err = self._language(raw, vals)[2]
         if lang_err and "language" not in self.errors:
             self.errors["language"] = lang_err
-        run = Path(raw["_run"]).expanduser() if raw["_run"] else None
+        run = st.path(raw["_run"]) if raw["_run"] else None
         if run is None:
             self.errors["_run"] = "a run folder is needed"
         elif (run / "run_config.json").exists():
@@ -255,6 +293,24 @@ class ParamsScreen(StudioScreen):
             return int(hw["total_mb"] * 2**20), "(found)"
         return NO_GPU_SIZE * tm.GiB, "(no GPU)" if hw is not None else "(checking)"
 
+    def _dims(self) -> tuple[tm.ModelDims, str]:
+        """The chosen model's dimensions (config.json + vocab.json, cached by file times) and how the
+        estimate names them; XTTS v2's when no readable model folder is chosen."""
+        folder = Path(self.query_one("#p-_model", Input).value.strip() or ".").expanduser()
+        try:
+            key = (str(folder), (folder / "config.json").stat().st_mtime, (folder / "vocab.json").stat().st_mtime
+                   if (folder / "vocab.json").exists() else 0)
+        except OSError:
+            return tm.XTTS_V2, "XTTS v2 assumed"
+        if getattr(self, "_dims_cache", (None,))[0] != key:
+            try:
+                d = tm.dims_from_folder(folder)
+                label = "XTTS v2 size" if d == tm.XTTS_V2 else f"{folder.name}: GPT {d.layers}x{d.model_dim}"
+            except tm.ModelDimsError:
+                d, label = tm.XTTS_V2, "XTTS v2 assumed"
+            self._dims_cache = (key, d, label)
+        return self._dims_cache[1], self._dims_cache[2]
+
     def _language(self, raw: dict, vals: dict) -> tuple[str, str, str | None]:
         """(language, how its text is cleaned, error or None) for the chosen model: a built-in XTTS
         language, or one the model declares (`xtts-ft vocab extend --language`)."""
@@ -267,7 +323,7 @@ class ParamsScreen(StudioScreen):
             lang = (dataset_summary(ds)["language"] if ds is not None else "") or "en"
             source = " (from the dataset)" if ds is not None else " (default)"
         model = raw.get("_model") or ""
-        extra = text_lang.extra_languages(Path(model).expanduser()) if model else {}
+        extra = text_lang.extra_languages(self.app.studio.path(model)) if model else {}
         mc = self.model_check if self.model_check and self.model_check.get("folder") == model else None
         langs = list((mc or {}).get("languages") or [])
         if lang in extra:
@@ -341,7 +397,9 @@ class ParamsScreen(StudioScreen):
         t.append("\nMemory ", style="bold")
         if w is None or (w > 1 and lay.get("backend") == "nccl"):
             t.append("per GPU ", style="bold")
-        fit = memory_fit(vals, total)
+        dims, for_model = self._dims()
+        hw_bf16 = bool(hw.get("bf16", True)) if hw and hw.get("available") and where != "(picked)" else True
+        fit = memory_fit(vals, total, dims, bf16=hw_bf16)
         if fit is None:
             t.append("– (fix the values marked ✗)", style="dim")
         else:
@@ -360,6 +418,7 @@ class ParamsScreen(StudioScreen):
                 t.append(f"max batch {lb}", style="bold yellow" if lb < (b or 0) else "")
             else:
                 t.append("not even batch 1: shorter clips", style="bold red")
+            t.append(f" · {for_model}", style="dim")
         t.append("\nModel ", style="bold")
         mc = self.model_check
         if mc is None:
@@ -372,7 +431,7 @@ class ParamsScreen(StudioScreen):
                 t.append(f", {size / 1e9:.2f} GB")
             if langs:
                 t.append(f", {len(langs)} languages")
-            extra = text_lang.extra_languages(Path(mc.get("folder", "")).expanduser())
+            extra = text_lang.extra_languages(self.app.studio.path(mc.get("folder", "")))
             if extra:
                 t.append(f" (+{', '.join(extra)} from vocab extend)")
         else:
@@ -391,15 +450,32 @@ class ParamsScreen(StudioScreen):
     @on(Switch.Changed)
     def _changed(self, event) -> None:
         wid = event.control.id or ""
-        if wid == "p-preset":
+        if not self.form_ready:
+            pass  # the widgets' first values (the saved form): no preset applied over them
+        elif wid == "p-preset":
             if event.value != Select.NULL and event.value in PRESETS:
                 for k, v in PRESETS[event.value][1].items():
                     w = self.query_one(f"#p-{k}")
                     w.value = f"{v:g}" if isinstance(v, float) else (v if isinstance(w, Select) else str(v))
+        elif wid[2:] in tc.OPTIONS_BY_NAME and not self.preset_matches():
+            self.query_one("#p-preset", Select).clear()  # edited away from the preset: "(custom)"
         if wid == "p-_model" and self.model_check is not None:
             self.model_check = None
         self.validate_all()
         self.app.studio.set("params_form", self.raw())
+
+    def preset_matches(self) -> bool:
+        """True when no preset is chosen, or every value the chosen preset sets is still as it set it."""
+        pv = self.query_one("#p-preset", Select).value
+        if pv == Select.NULL or pv not in PRESETS:
+            return True
+        for k, v in PRESETS[pv][1].items():
+            try:
+                if tc.validate_value(tc.OPTIONS_BY_NAME[k], self.query_one(f"#p-{k}").value) != v:
+                    return False
+            except tc.ConfigError:
+                return False
+        return True
 
     def on_descendant_focus(self, event) -> None:
         wid = (getattr(event.widget, "id", "") or "")[2:]
@@ -478,7 +554,9 @@ class ParamsScreen(StudioScreen):
             self.error("Check the parameters", "; ".join(f"{k.strip('_')}: {v}" for k, v in self.errors.items()))
             return
         raw = self.raw()
-        args = ["train", "--dataset", str(ds), "--model", raw["_model"], "--run", raw["_run"], "--detach"]
+        st = self.app.studio
+        args = ["train", "--dataset", str(ds), "--model", str(st.path(raw["_model"])), "--run",
+                str(st.path(raw["_run"])), "--detach"]
         for opt in tc.OPTIONS:
             v = vals[opt.name]
             if v == opt.default:
@@ -487,9 +565,9 @@ class ParamsScreen(StudioScreen):
                 args.append(opt.flag if v else "--no-" + opt.flag[2:])
             else:
                 args += [opt.flag, f"{v:g}" if isinstance(v, float) else str(v)]
-        self._train(args, raw["_run"])
+        self._train(args, str(st.path(raw["_run"])))
 
     @work(thread=True, exclusive=True, group="train-start")
     def _train(self, args: list[str], run: str) -> None:
         code, out = self.app.studio.run_engine(args, timeout=120)
-        self.post_message(JobFinished("train", code, out, {"run": str(Path(run).expanduser().resolve())}))
+        self.post_message(JobFinished("train", code, out, {"run": run}))

@@ -25,7 +25,8 @@ AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac"}
 
 FIELDS = [
     # key, label, default, help
-    ("out", "Dataset folder", "", "where the dataset is written (created, or added to when it exists)"),
+    ("out", "Dataset folder", "", "the new dataset's folder (datasets/<name> in this workspace); an existing "
+     "dataset is added to only when 'Add to existing' is on"),
     ("speaker", "Speaker name", "", "written in the CSVs; default: the dataset folder's name"),
     ("whisper", "Whisper model", "auto", "a faster-whisper name (small, large-v3...) or a local model folder"),
     ("min_seconds", "Min clip seconds", "2", "shortest clip (guide: 2 s)"),
@@ -38,6 +39,8 @@ FIELDS = [
      "speaker; empty: adaptive, 0.70-0.88 (--speaker-threshold)"),
 ]
 SWITCH_HELP = {
+    "opt-add_existing": "off: the dataset folder must be new (or empty). On: these recordings are added to the "
+                        "dataset already in that folder (its clips stay)",
     "opt-normalize": "even out loudness across files (guide: consistent volume levels)",
     "opt-denoise": "--denoise: noisereduce's spectral gating on every clip (offline); the report shows the "
                    "clip SNR before and after. Sources are never modified",
@@ -56,7 +59,12 @@ def local_whisper() -> str | None:
     return None
 
 
-def validate(values: dict) -> dict[str, str]:
+def holds_dataset(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("dataset.json", "metadata_train.csv", "metadata_eval.csv"))
+
+
+def validate(values: dict, root: Path | None = None) -> dict[str, str]:
+    """{field: the whole reason} for every invalid field; a relative dataset folder is inside `root`."""
     errs = {}
 
     def num(key, lo, hi):
@@ -75,8 +83,18 @@ def validate(values: dict) -> dict[str, str]:
         errs["max_seconds"] = "must be above the minimum"
     num("eval_fraction", 0.0, 0.5)
     num("target_lufs", -40, -5)
-    if not str(values.get("out", "")).strip():
+    out = str(values.get("out", "")).strip()
+    if not out:
         errs["out"] = "a dataset folder is needed"
+    else:
+        folder = Path(out).expanduser()
+        if not folder.is_absolute() and root is not None:
+            folder = root / folder
+        if holds_dataset(folder) and not values.get("add_existing"):
+            errs["out"] = ("holds a dataset already: type a new name, or switch on 'Add to existing' "
+                           "to add these recordings to it")
+        elif folder.exists() and not folder.is_dir():
+            errs["out"] = "is a file, not a folder"
     w = str(values.get("whisper", "")).strip()
     if not w:
         errs["whisper"] = "a model name or folder"
@@ -103,11 +121,14 @@ class PrepScreen(StudioScreen):
     MODE = "prep"
     BINDINGS = [
         Binding("ctrl+r", "run_prep", "Run prep", id="prep.run", priority=True),
-        Binding("ctrl+a", "add_source", "Add source", id="prep.add", priority=True),
-        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True),
+        Binding("ctrl+a", "add_source", "Add", id="prep.add", priority=True,
+                tooltip="Add the file or folder under the tree's cursor to the sources"),
+        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True,
+                tooltip="Remove the selected source from the list"),
         Binding("ctrl+x", "stop_prep", "Stop prep", id="prep.stop", priority=True),
         Binding("ctrl+t", "next_tab", "Next tab", id="prep.tab", priority=True),
         Binding("ctrl+u", "tree_up", "Tree: parent folder", show=False, id="prep.up"),
+        Binding("ctrl+l", "listen", "Listen", id="prep.listen", priority=True),
     ]
 
     def __init__(self) -> None:
@@ -155,6 +176,7 @@ class PrepScreen(StudioScreen):
                                      value=saved.get("device", "auto"), allow_blank=False, id="opt-device",
                                      compact=True)
                     for key, label, default, hint in (
+                            ("add_existing", "Add to existing", False, "add to the dataset in that folder"),
                             ("normalize", "Normalise loudness", True, "to the loudness target"),
                             ("denoise", "Denoise clips", False, "--denoise: spectral gating, SNR before/after"),
                             ("speaker_check", "Speaker check", True, "other voices flagged and left out")):
@@ -178,8 +200,7 @@ class PrepScreen(StudioScreen):
         st = self.app.studio
         out = self.query_one("#opt-out", Input)
         if not out.value:
-            default = st.dataset or (st.datasets_dir / "my_voice")
-            out.value = str(default)
+            out.value = self.new_dataset_name()
         lw = local_whisper()
         if lw:
             w = self.query_one("#opt-whisper", Input)
@@ -193,6 +214,27 @@ class PrepScreen(StudioScreen):
         self.set_interval(0.25, self.tick)
         self._report()
         self._validate()
+
+    def new_dataset_name(self) -> str:
+        """A folder under the workspace's datasets/ that does not exist yet (never another
+        project's dataset)."""
+        st = self.app.studio
+        return st.rel(st.fresh_name(st.datasets_dir, "my_voice"))
+
+    def reset_project(self) -> None:
+        """A new project: no sources, a new dataset folder, no speaker; the machine settings stay."""
+        self.sources = []
+        self._show_sources()
+        for key in ("speaker", "speaker_ref", "speaker_threshold"):
+            self.query_one(f"#opt-{key}", Input).value = ""
+        self.query_one("#opt-add_existing", Switch).value = False
+        self.query_one("#opt-out", Input).value = self.new_dataset_name()
+        self.query_one("#prep-log", TagLog).reset()
+        self.drawn = -1
+        self._report()
+        self._validate()
+        self._save_form()
+        self.switch_tab("tab-sources")
 
     # ------------------------------------------------------------------ sources
     def _show_sources(self) -> None:
@@ -231,6 +273,36 @@ class PrepScreen(StudioScreen):
         if node is not None and node.data is not None:
             self._add(str(node.data.path))
 
+    def listen_target(self) -> Path | None:
+        """The recording under the cursor of the visible tab: the report's row, the sources list's
+        item, else the file tree's node."""
+        tabs = self.query_one("#prep-tabs", TabbedContent).active
+        if tabs == "tab-report":
+            t = self.query_one("#report-table", DataTable)
+            if t.row_count:
+                key = t.coordinate_to_cell_key((t.cursor_row or 0, 0)).row_key.value or ""
+                path = key.split(":", 1)[-1]
+                return Path(path) if path and path != "None" else None
+            return None
+        if self.focused is self.query_one("#src-list", ListView):
+            i = self.query_one("#src-list", ListView).index
+            if i is not None and 0 <= i < len(self.sources) and Path(self.sources[i]).is_file():
+                return Path(self.sources[i])
+        node = self.query_one(SourceTree).cursor_node
+        if node is not None and node.data is not None and Path(node.data.path).is_file():
+            return Path(node.data.path)
+        return None
+
+    def action_listen(self) -> None:
+        from tui.audio import play
+
+        target = self.listen_target()
+        if target is None:
+            self.notify("Put the cursor on a recording (file tree, sources list or report) to listen to it.",
+                        title="Listen", timeout=5)
+            return
+        play(self.app, target)
+
     def action_tree_up(self) -> None:
         tree = self.query_one(SourceTree)
         tree.path = Path(tree.path).resolve().parent
@@ -249,7 +321,7 @@ class PrepScreen(StudioScreen):
         v = {key: self.query_one(f"#opt-{key}", Input).value.strip() for key, *_ in FIELDS}
         for key in ("language", "transcripts", "device"):
             v[key] = self.query_one(f"#opt-{key}", Select).value
-        for key in ("normalize", "denoise", "speaker_check"):
+        for key in ("add_existing", "normalize", "denoise", "speaker_check"):
             v[key] = self.query_one(f"#opt-{key}", Switch).value
         v["sources"] = list(self.sources)
         return v
@@ -267,7 +339,7 @@ class PrepScreen(StudioScreen):
         self._save_form()
 
     def _validate(self) -> bool:
-        self.errors = validate(self.values())
+        self.errors = validate(self.values(), self.app.studio.root)
         for key, _label, _default, help in FIELDS:
             h = self.query_one(f"#help-{key}", Static)
             inp = self.query_one(f"#opt-{key}", Input)
@@ -314,9 +386,7 @@ class PrepScreen(StudioScreen):
             self.switch_tab("tab-options")
             return
         v = self.values()
-        out = Path(v["out"]).expanduser()
-        if not out.is_absolute():
-            out = self.app.studio.root / out
+        out = self.app.studio.path(v["out"])
         args = ["prep", *self.sources, "--out", str(out), "--language", v["language"], "--whisper-model",
                 v["whisper"], "--min-seconds", v["min_seconds"], "--max-seconds", v["max_seconds"],
                 "--eval-fraction", v["eval_fraction"], "--target-lufs", v["target_lufs"],
@@ -443,7 +513,8 @@ class PrepScreen(StudioScreen):
                           f"{q.get('lufs', float('nan')):.1f}", f"{q.get('peak_dbfs', float('nan')):.1f}",
                           f"{(q.get('clipping_ratio') or 0) * 100:.2f}",
                           (">60" if (q.get("snr_db") or 0) >= 60 else f"{q.get('snr_db') or 0:.0f}"),
-                          snr_pair(before, after), f"{q.get('speech_seconds') or 0:.1f}")
+                          snr_pair(before, after), f"{q.get('speech_seconds') or 0:.1f}",
+                          key=f"{len(table.rows)}:{s.get('path')}")
 
 
 def _median(xs: list[float]) -> float | None:

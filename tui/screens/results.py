@@ -3,7 +3,6 @@ models/xtts/<name>/ (`xtts-ft export` in a child process)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from rich.text import Text
@@ -15,7 +14,6 @@ from textual.widgets import DataTable, Static
 
 from tui.messages import JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
-from tui.screens.review import player
 from tui.widgets.dialogs import Prompt
 
 
@@ -173,13 +171,9 @@ class ResultsScreen(StudioScreen):
         if not self.samples:
             return
         smp = self.samples[s.cursor_row if s.cursor_row is not None and s.cursor_row < len(self.samples) else 0]
-        cmd = player()
-        if cmd is None:
-            self.notify(f"No audio player on this machine: listen to {smp.get('path')} elsewhere.",
-                        title="Play", severity="warning")
-            return
-        subprocess.Popen([*cmd, str(smp.get("path"))], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        from tui.audio import play
+
+        play(self.app, smp.get("path") or "", Path(str(smp.get("path") or "")).name)
 
 
 def _size(path: str) -> int | None:

@@ -4,8 +4,6 @@ play, undo. Every edit goes through engine.prep.review (atomic, journaled)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from rich.text import Text
@@ -36,13 +34,6 @@ def spark(values: list[float], lo: float = -60.0, hi: float = -6.0) -> str:
         f = (min(hi, max(lo, v)) - lo) / (hi - lo)
         out.append(SPARK[min(len(SPARK) - 1, int(f * (len(SPARK) - 1) + 0.5))])
     return "".join(out)
-
-
-def player() -> list[str] | None:
-    for cmd in (["paplay"], ["aplay", "-q"], ["ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"], ["afplay"]):
-        if shutil.which(cmd[0]):
-            return cmd
-    return None
 
 
 def _num(x, default: float) -> float:
@@ -93,13 +84,13 @@ class ReviewScreen(StudioScreen):
     MODE = "review"
     BINDINGS = [
         Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the transcript"),
-        Binding("d", "drop", "Drop/keep", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
+        Binding("d", "drop", "Drop", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
         Binding("m", "merge", "Merge", id="review.merge", tooltip="Merge with the next clip of the source"),
         Binding("s", "split", "Split", id="review.split"),
         Binding("u", "undo", "Undo", id="review.undo"),
         Binding("p", "play", "Play", id="review.play"),
-        Binding("f", "filter", "Filter", id="review.filter"),
-        Binding("o", "sort", "Sort", id="review.sort"),
+        Binding("f", "filter", "Filter", show=False, id="review.filter"),  # named in the header
+        Binding("o", "sort", "Sort", show=False, id="review.sort"),
     ]
 
     def __init__(self) -> None:
@@ -399,14 +390,6 @@ class ReviewScreen(StudioScreen):
         s = self.current()
         if s is None:
             return
-        cmd = player()
-        if cmd is None:
-            self.notify("No audio player on this machine (paplay, aplay, ffplay): listen to "
-                        f"{self.folder / s['file']} elsewhere.", title="Play", severity="warning")
-            return
-        try:
-            subprocess.Popen([*cmd, str(self.folder / s["file"])], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            self.notify(f"Playing {s['id']} ({float(s.get('duration') or 0):.1f} s)", timeout=3)
-        except OSError as exc:
-            self.error("Play", f"could not start the player: {exc}")
+        from tui.audio import play
+
+        play(self.app, self.folder / s["file"], f"{s['id']} ({float(s.get('duration') or 0):.1f} s)")
