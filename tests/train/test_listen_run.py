@@ -13,14 +13,15 @@ from conftest import FAST, events, read_json, wait_for, xtts_ft
 
 from engine.train.schema import LISTEN_JOB_EVENTS, LISTEN_JOB_STATES, validate
 
-LISTEN = ["--listen-sentences", "2", "--max-new-tokens", "30"]
+LISTEN = ["--listen-sentences", "1", "--max-new-tokens", "20"]
 
 
 @pytest.fixture(scope="session")
 def listen_run(tmp_path_factory, tiny_model, dataset, whisper_model):
     run = tmp_path_factory.mktemp("runs") / "listen"
     xtts_ft("train", "--dataset", dataset, "--model", tiny_model, "--run", run, "--epochs", "2", *FAST,
-            "--ab-samples", "0", "--listen-every", "1", "--listen-whisper-model", whisper_model, *LISTEN)
+            "--ab-samples", "0", "--listen-every", "1", "--listen-whisper-model", whisper_model, *LISTEN,
+            timeout=1800)
     return run
 
 
@@ -35,11 +36,11 @@ def test_training_listens_to_the_base_and_every_epoch(listen_run, main_run):
     for t in tests:
         res = read_json(t["result"])
         rows = res["voices"][0]["rows"]
-        assert len(rows) == 2 and all((run / "listen" / t["label"] / f"{res['voices'][0]['name']}_{r['id']}.wav").is_file()
+        assert len(rows) == 1 and all((run / "listen" / t["label"] / f"{res['voices'][0]['name']}_{r['id']}.wav").is_file()
                                       for r in rows)
         assert {"cer", "wer", "similarity", "similarity_xtts", "mos", "flags"} <= set(rows[0])
         assert 0.0 <= res["summary"]["cer"] and -1.0 <= res["summary"]["similarity"] <= 1.0
-        assert res["summary"]["flags"]["token_limit"] == 2      # a random model never emits the stop token
+        assert res["summary"]["flags"]["token_limit"] == 1      # a random model never emits the stop token
     # the test that comes first in the run's order is the base, before the first step
     first_step = next(i for i, e in enumerate(evs) if e["type"] == "step")
     assert evs.index(tests[0]) < first_step
@@ -56,7 +57,7 @@ def test_training_listens_to_the_base_and_every_epoch(listen_run, main_run):
 
 def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_model, tmp_path):
     run = main_run["run"]
-    proc = xtts_ft("listen", run, "--checkpoints", "last", "--sentences", "1", "--max-new-tokens", "30",
+    proc = xtts_ft("listen", run, "--checkpoints", "last", "--sentences", "1", "--max-new-tokens", "20",
                    "--whisper-model", whisper_model)
     assert "listening job started" in proc.stdout
     evfile = run / "listen" / "events.jsonl"
@@ -68,7 +69,7 @@ def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_mode
         states = [e["state"] for e in evs if e["type"] == "state"]
         return evs if states and states[-1] in ("finished", "failed", "stopped") else None
 
-    evs = wait_for(final, timeout=900, poll=1.0, what="the listening job to end")
+    evs = wait_for(final, timeout=1500, poll=1.0, what="the listening job to end")
     log = (run / "listen" / "job.log").read_text()[-3000:]
     assert [e["state"] for e in evs if e["type"] == "state"][-1] == "finished", log
     for e in evs:
