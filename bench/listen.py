@@ -89,7 +89,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "engine", "tiny-model", str(model_dir)], check=True, cwd=ROOT,
                        capture_output=True)
     t0 = time.time()
-    scorer = Scorer("en", whisper_model=args.whisper_model or BUNDLED, device=args.device)
+    scorer = Scorer("en", model_dir=model_dir, whisper_model=args.whisper_model or BUNDLED, device=args.device)
     load_s = time.time() - t0
     print(f"listening models loaded in {load_s:.1f} s: {scorer.describe()}")
 
