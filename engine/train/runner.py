@@ -766,6 +766,8 @@ class Engine:
         out = self.run / "samples"
         cap = int(self.cfg["max_new_tokens"]) or (60 if self.model_info.tiny else None)
         weights = self.best_path if self.best_path.exists() else None
+        if self.cfg.get("best_by") == "listen" and (self.run / "best_listen.pth").exists():
+            weights = self.run / "best_listen.pth"      # --best-by listen: the listening test's pick
         if weights is None:
             last = ck.list_checkpoints(self.run)
             weights = last[-1][1] if last else None
