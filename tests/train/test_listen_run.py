@@ -84,7 +84,7 @@ def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_mode
     assert "recommended" in out and "base" in out
 
 
-def test_listen_bad_inputs_one_line_nothing_written(tiny_model, dataset, tmp_path):
+def test_listen_bad_inputs_one_line_nothing_written(tiny_model, dataset, whisper_model, tmp_path):
     # a run with no checkpoint
     run = tmp_path / "empty"
     run.mkdir()
@@ -109,10 +109,11 @@ def test_listen_bad_inputs_one_line_nothing_written(tiny_model, dataset, tmp_pat
     torch.save({"model": {"gpt.x": torch.zeros(1)}}, bad / "model.pth")
     with pytest.raises(ListenError, match="has no XTTS speaker encoder"):
         XttsSpeakerEncoder.from_model_dir(bad)
-    # a reference clip missing / a language whisper cannot transcribe: in training, before the first step
+    # a language the (English-only) whisper model cannot transcribe: in training, before the first step
     p = xtts_ft("train", "--dataset", dataset, "--model", tiny_model, "--run", tmp_path / "r", "--epochs", "1",
-                *FAST, "--listen-every", "1", "--language", "xx", check=False)
+                *FAST, "--listen-every", "1", "--language", "es", "--listen-whisper-model", whisper_model,
+                check=False)
     assert p.returncode != 0
     fin = [e for e in events(tmp_path / "r") if e["type"] == "state"][-1]
-    assert fin["state"] == "failed" and "whisper cannot transcribe language 'xx'" in fin["reason"]
+    assert fin["state"] == "failed" and "English-only and cannot transcribe 'es'" in fin["reason"], fin
     assert not any(e["type"] == "step" for e in events(tmp_path / "r"))
