@@ -476,4 +476,4 @@ def test_prep_lists_ignored_files_and_the_report_says_so(tmp_path):
     assert found.skipped == [{"path": str(src / "notes.pdf"), "reason": "not an audio file (.pdf)"}]
     report = str(quality_report(tmp_path, {"segments": [], "sources": [], "skipped": found.skipped}))
     assert "Skipped (1)" in report and "notes.pdf: not an audio file (.pdf)" in report
-    assert "– when no clip" in SNR_LEGEND
+    assert "–: none kept or no pause" in SNR_LEGEND

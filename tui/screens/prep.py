@@ -522,9 +522,7 @@ class PrepScreen(StudioScreen):
                           key=f"{len(table.rows)}:{s.get('path')}")
 
 
-SNR_LEGEND = ("SNR: the whole file's signal-to-noise ratio, dB. clip SNR: the median over the clips cut "
-              "from the file (before→after with denoise); – when no clip from it was kept or its clips have no "
-              "pause to measure the noise in. >60: no measurable noise.")
+SNR_LEGEND = "clip SNR: median of its clips, before→after denoise; –: none kept or no pause"
 
 
 def _median(xs: list[float]) -> float | None:
