@@ -202,16 +202,17 @@ async def test_preset_label_says_custom_once_a_value_changes(workspace):
         await until(pilot, lambda: app.current_mode == "params")
         scr = app.screen
         preset = scr.query_one("#p-preset", Select)
+        await until(pilot, lambda: scr.form_ready, what="form ready")
         preset.value = "standard"
-        await pilot.pause(0.3)
-        assert scr.query_one("#p-epochs").value == "12" and preset.value == "standard"
+        await until(pilot, lambda: scr.query_one("#p-epochs").value == "12", what="preset applied")
+        assert preset.value == "standard"
         scr.query_one("#p-epochs").value = "14"
-        await pilot.pause(0.3)
-        assert preset.value == Select.NULL and "(custom)" in str(preset.query_one("SelectCurrent #label").render())
+        await until(pilot, lambda: preset.value == Select.NULL, what="custom")
+        assert "(custom)" in str(preset.query_one("SelectCurrent #label").render())
     # a saved form whose values match its preset keeps it; one that does not says custom
     app = make_app(root=workspace, start="params", query_gpu=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.current_mode == "params")
+        await until(pilot, lambda: app.current_mode == "params" and app.screen.form_ready)
         await pilot.pause(0.3)
         assert app.screen.query_one("#p-preset", Select).value == Select.NULL
         assert app.screen.query_one("#p-epochs").value == "14"
