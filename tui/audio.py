@@ -14,6 +14,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 MIME = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg", ".m4a": "audio/mp4",
@@ -39,9 +40,8 @@ def remote_terminal() -> bool:
 
 def how_to_listen(path: Path) -> str:
     host = socket.gethostname()
-    return (f"This studio runs on {host} over SSH, so its speakers are not yours. To listen here: run "
-            f"`xtts-ft serve` on {host}, then on your computer `ssh -L 8000:localhost:8000 {host}` and open "
-            f"http://localhost:8000 (play keys then play in the browser); or copy the file: "
+    return (f"Sound would play on {host}, not here (SSH). In your browser: `xtts-ft serve` on {host}, "
+            f"`ssh -L 8000:localhost:8000 {host}`, http://localhost:8000. Or copy it: "
             f"scp {host}:{shlex.quote(str(path))} .")
 
 
@@ -73,8 +73,10 @@ def play(app, path: str | Path, label: str | None = None) -> str:
                    timeout=10)
         return "advice"
     try:
-        subprocess.Popen([*cmd, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([*cmd, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        # reaped when it ends: each play would otherwise leave a zombie until the studio quits
+        threading.Thread(target=proc.wait, name="player-reaper", daemon=True).start()
     except OSError as exc:
         app.notify(f"could not start the player {cmd[0]}: {exc}", title="Play", severity="error")
         return "failed"

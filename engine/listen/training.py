@@ -161,7 +161,7 @@ class TrainingListener:
         results = load_results(e.run)
         rec = select.recommend(results)
         if rec and rec["label"] == label:
-            path = e.save_best_listen(rec)
+            path = save_best_listen(e, rec)
             if path is not None:
                 e.emit("best_listen", path=str(path), label=label, step=info.get("step"), epoch=info.get("epoch"),
                        reason=rec["reason"], cer=rec["cer"], similarity=rec["similarity"])
@@ -172,8 +172,8 @@ class TrainingListener:
             e.rep.warn(alert["msg"], tag="LISTEN", alert=alert["kind"])
             e.emit("alert", level="warning", global_step=info.get("step"), **alert)
             if e.cfg.get("best_by") == "listen" and int(e.cfg.get("early_stop_patience") or 0) > 0:
-                e.request_early_stop("early stopping: the listening test got worse (see the alert); "
-                                     "BEST LISTEN is kept")
+                request_early_stop(e, "early stopping: the listening test got worse (see the alert); "
+                                      "BEST LISTEN is kept")
 
 
 def check_before_training(cfg: dict) -> None:
@@ -186,3 +186,45 @@ def check_before_training(cfg: dict) -> None:
     for d in extra_datasets(cfg):
         if not Path(d).is_dir():
             raise ListenError(f"--listen-datasets: folder not found: {d}")
+
+
+def check_listening(engine) -> None:
+    """Before the pre-flight: the listening options' cheap checks, as a one-line failure."""
+    from engine.train.errors import UserFacingError
+
+    try:
+        check_before_training(engine.cfg)
+    except ListenError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+def start_listening(engine) -> None:
+    """After the model is built (and restored): load the listening models, score the base."""
+    from engine.train.errors import UserFacingError
+
+    model = getattr(engine.trainer.model, "module", engine.trainer.model)
+    try:
+        engine.listening.start(model.xtts)
+    except ListenError as exc:   # bad listening input: one line, before the first step
+        raise UserFacingError(f"listening test: {exc}") from None
+
+
+def save_best_listen(engine, rec: dict) -> Path | None:
+    """BEST LISTEN: the weights the listening test recommends, saved next to BEST MODEL."""
+    from engine.train import checkpoints as ck
+
+    if not engine.dist.is_main:
+        return None
+    data = engine.saver.payload(full=False)
+    data["listen"] = rec
+    path = engine.run / "best_listen.pth"
+    ck.write(path, data)
+    return path
+
+
+def request_early_stop(engine, reason: str) -> None:
+    from engine.train.errors import StopTraining
+
+    if engine.pending_stop is None:
+        engine.rep.info(reason, tag="TRAIN")
+        engine.pending_stop = StopTraining("early_stop", reason)
