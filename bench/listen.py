@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import speechgen  # noqa: E402
-from speechgen import RATE, SENTENCES, say  # noqa: E402
+import numpy as np
+import soundfile as sf
+import speechgen
+from speechgen import RATE, SENTENCES, say
 
 
 def calibration(scorer, d: Path) -> list[tuple]:

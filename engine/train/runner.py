@@ -26,8 +26,8 @@ import traceback
 from pathlib import Path
 
 from engine.events import EventWriter
-from engine.prep.report import Reporter
 from engine.listen.training import check_listening, start_listening
+from engine.prep.report import Reporter
 from engine.train.build import build
 from engine.train.errors import OOMFailure, StopTraining, UserFacingError, finite
 from engine.train.monitor import Monitor
