@@ -125,7 +125,8 @@ def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], ancestors
             continue
         if f.suffix.lower() not in AUDIO_EXTENSIONS:
             if not _companion(f, audio_stems):
-                found.skipped.append({"path": str(f), "reason": f"not an audio file ({f.suffix or 'no extension'})"})
+                kind = f.suffix or "no extension"
+                found.skipped.append({"path": str(f), "reason": f"not an audio file ({kind})"})
             continue
         rp = f.resolve()
         if rp not in seen:

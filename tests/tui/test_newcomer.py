@@ -5,19 +5,9 @@ from __future__ import annotations
 import time
 
 from conftest import install_run
-from helpers import sync
+from helpers import sync, until
 
 from tui.app import TooSmall, make_app
-
-
-async def until(pilot, pred, timeout=30.0, what="condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            await pilot.pause(0.2)
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @sync

@@ -202,7 +202,6 @@ class PrepScreen(StudioScreen):
                     yield Static(SNR_LEGEND, id="report-legend", classes="hint")
 
     def on_mount(self) -> None:
-        st = self.app.studio
         out = self.query_one("#opt-out", Input)
         if not out.value:
             out.value = self.new_dataset_name()
