@@ -53,6 +53,21 @@ TRAIN: dict[str, dict[str, tuple]] = {
     "config_change": {"reason": (str,), "batch_size": (int,), "grad_accum": (int,)},
     "resumed": {"checkpoint": (str,), "global_step": (int,), "epoch": (int,), "epoch_step": (int,)},
     "sample": {"variant": (str,), "path": (str,), "text": (str,)},
+    # the listening test during training (engine/listen; docs/listening.md)
+    "listen": {"label": (str,), "source": (str,), "seconds": NUM, "cer": OPT_NUM, "similarity": OPT_NUM,
+               "mos": OPT_NUM, "flags": (dict, type(None))},
+    "listen_progress": {"label": (str,), "done": (int,), "total": (int,)},
+    "best_listen": {"path": (str,), "label": (str,), "reason": (str,)},
+}
+
+# the `xtts-ft listen` job's own stream (R/listen/events.jsonl): its log lines have no tag, its
+# progress counts sentences of a label
+LISTEN: dict[str, dict[str, tuple]] = {
+    "state": COMMON["state"],
+    "log": {"level": (str,), "msg": (str,)},
+    "progress": {"label": (str,), "done": (int,), "total": (int,)},
+    "listen": TRAIN["listen"],
+    "recommendation": {"label": (str,), "reason": (str,)},
 }
 
 # job kind -> its event types (COMMON included). A new job adds its entry here and a section to
@@ -60,6 +75,7 @@ TRAIN: dict[str, dict[str, tuple]] = {
 JOBS: dict[str, dict[str, dict[str, tuple]]] = {
     "prep": {**COMMON, **PREP},
     "train": {**COMMON, **TRAIN},
+    "listen": LISTEN,
 }
 LEVELS = ("info", "warning", "error")
 

@@ -3,6 +3,7 @@
     preparing  loading, checking (training's first state)
     running    working (prep, listen, export...)
     training   training steps under way
+    listening  the listening test is synthesising and scoring (xtts-ft listen)
     stopping   a stop was asked for; the job finishes its current unit of work and saves
     stopped    ended on request (or interrupted) with its work so far saved; can be resumed / run again
     finished   done
@@ -13,7 +14,7 @@ A job whose last state is active but whose process is gone has died: it is shown
 
 from __future__ import annotations
 
-ACTIVE = ("preparing", "running", "training", "stopping")
+ACTIVE = ("preparing", "running", "training", "listening", "stopping")
 FINAL = ("stopped", "finished", "failed")
 STATES = ACTIVE + FINAL
 NEW = "new"  # no state event yet (shown before the job's first event)
