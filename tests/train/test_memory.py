@@ -102,7 +102,7 @@ def trainer_model(tiny_model, tmp_path_factory):
 
     from engine.model.files import check_model
     from engine.train.coqui_hooks import make_model_class
-    from engine.train.runner import build_coqui_config
+    from engine.train.build import build_coqui_config
 
     cfg = tc.resolve({"dataset": "d", "model": str(tiny_model), "run": str(tmp_path_factory.mktemp("r"))})
     cfg["language"] = "en"
@@ -220,7 +220,8 @@ def test_estimator_on_measurements_kept_out_of_its_fit():
     bench_memory, data = _recorded()
     held = [m for m in data.get("holdout", []) if m["fake"]]
     fitted = {(m["set"], m["batch"], m["seconds"]) for m in data["measurements"]}
-    assert len(held) >= 2 and not any((m["set"], m["batch"], m["seconds"]) in fitted for m in held)
+    assert held and not any((m["set"], m["batch"], m["seconds"]) in fitted for m in held)
+    assert {m["set"] for m in held} == set(bench_memory.OPTION_SETS) and len(held) >= 2 * len(bench_memory.OPTION_SETS)
     assert {(m["batch"], m["seconds"]) for m in held} == set(bench_memory.HOLDOUT_POINTS)
     assert _worst(bench_memory, held) < 0.02
 
