@@ -91,13 +91,21 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def latest_loadable(run: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint that loads; a damaged one is skipped (and reported by the caller)."""
+def latest_loadable(run: Path, damaged: list[tuple[Path, str]] | None = None) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads. A damaged one is skipped, renamed `*.damaged` (so it is
+    neither resumed from nor counted again) and added to `damaged` as (path, reason) for the caller
+    to report."""
     for _, p in reversed(list_checkpoints(run)):
         try:
             data = load(p)
-        except Exception:  # noqa: BLE001 - any failure: try the previous one
-            continue
-        if isinstance(data, dict) and data.get("format") == FORMAT:
+            reason = None if isinstance(data, dict) and data.get("format") == FORMAT else "not an xtts-ft checkpoint"
+        except Exception as exc:  # noqa: BLE001 - any failure: try the previous one
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'}"
+        if reason is None:
             return p, data
+        aside = p.with_name(p.name + ".damaged")
+        with contextlib.suppress(OSError):
+            os.replace(p, aside)
+        if damaged is not None:
+            damaged.append((aside if aside.exists() else p, reason))
     return None

@@ -9,6 +9,8 @@ unreliable), SIGINT/SIGTERM stop after the current optimizer step.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import json
 import math
@@ -21,6 +23,7 @@ import traceback
 from itertools import islice
 from pathlib import Path
 
+from engine import ioerrors
 from engine.events import EventWriter
 from engine.prep.report import Reporter
 from engine.train import checkpoints as ck
@@ -203,7 +206,17 @@ class Engine:
             self.state("failed", reason=str(exc))
             code = 1
         except BaseException as exc:  # noqa: BLE001 - the run must always end with a state
-            traceback.print_exc()
+            known = ioerrors.as_os_error(exc, self.run) if isinstance(exc, Exception) else None
+            with contextlib.suppress(OSError):      # the log may sit on the disk that is full
+                traceback.print_exc()
+            if known is not None and not self.dist.enabled:
+                # disk full / permission denied writing a checkpoint, the best model, a log: say so
+                reason = self._io_failure(known)
+                self.rep.error(reason)
+                self.state("failed", reason=reason, io_error=errno.errorcode.get(known.errno, str(known.errno)),
+                           path=known.filename, global_step=self.trainer.total_steps_done if self.trainer else 0)
+                code = 1
+                return code
             self.rep.error(f"training failed: {type(exc).__name__}: {exc}")
             if self.dist.enabled:
                 code = self._rank_failed(exc)
@@ -221,6 +234,17 @@ class Engine:
             sys.stdout.flush()
             self.events.close()
         return code
+
+    def _io_failure(self, exc: OSError) -> str:
+        """One line for a write that failed: what, where, and what was kept."""
+        reason = ioerrors.describe(exc)
+        kept = ck.list_checkpoints(self.run)
+        if kept:
+            reason += (f"; the checkpoints written before it are kept (newest: step {kept[-1][0]}): "
+                       f"make room, then `xtts-ft resume {self.run}`")
+        else:
+            reason += f"; no checkpoint was written yet: make room, then `xtts-ft resume {self.run} --restart`"
+        return reason
 
     def _rank_failed(self, exc: BaseException) -> int:
         """A failure in a distributed run: record the reason in torchrun's error file; rank 0 writes
@@ -355,6 +379,13 @@ class Engine:
             raise UserFacingError(f"no training samples found in {cfg['dataset']}/metadata_train.csv")
         self.n_train, self.n_eval = len(train_samples), len(eval_samples)
         self.rep.info(f"Loaded {self.n_train} training and {self.n_eval} eval samples", tag="MODEL")
+        from engine.train import datacheck  # every listed clip decodes whole and is long enough
+
+        clips = datacheck.check_clips(train_samples, eval_samples, cfg["dataset"], cfg["max_audio_seconds"])
+        if clips.bad:
+            self.emit("preflight", check="audio", ok=False, bad=[{"file": f, "reason": r} for f, r in clips.bad[:50]])
+            raise UserFacingError(datacheck.problem_message(clips, cfg["dataset"]))
+        self.emit("preflight", check="audio", ok=True, clips=clips.checked, train_seconds=round(clips.seconds, 2))
         dataset_warnings(self.rep, train_samples, eval_samples, cfg)
         self.emit("preflight", check="dataset", train_samples=self.n_train, eval_samples=self.n_eval)
 
@@ -409,10 +440,20 @@ class Engine:
 
         if self.dist.is_main:  # only rank 0 touches the run folder
             ck.clean_partials(self.run)
-        found = ck.latest_loadable(self.run)
+        damaged: list = []
+        found = ck.latest_loadable(self.run, damaged)
+        for bad, why in damaged:
+            self.rep.warn(f"{bad.name} is damaged ({why}); it was set aside and is not resumed from", tag="TRAIN")
+            self.emit("alert", level="warning", kind="damaged_checkpoint", path=str(bad), reason=why,
+                      msg=f"{bad.name} is damaged ({why}); set aside")
         if found is None:
-            raise UserFacingError(f"no loadable checkpoint in {ck.checkpoint_dir(self.run)}: nothing to resume")
+            what = f"{len(damaged)} damaged checkpoint(s) set aside" if damaged else "no checkpoint"
+            raise UserFacingError(f"nothing to resume in {ck.checkpoint_dir(self.run)} ({what}); start the run "
+                                  f"again with `xtts-ft resume {self.run} --restart`")
         path, data = found
+        if damaged:
+            self.rep.warn(f"Resuming from {path.name}, the newest checkpoint that loads: the steps after it are "
+                          "trained again", tag="TRAIN")
         t = self.trainer
         model = t.model
         missing, unexpected = model.load_state_dict(data["model"], strict=False)
@@ -437,8 +478,11 @@ class Engine:
         offset = int(data.get("next_epoch_step", 0))
         import random
 
-        random.seed(self.cfg["seed"] + t.total_steps_done)
-        torch.manual_seed(self.cfg["seed"] + t.total_steps_done)
+        if data.get("rng"):
+            _set_rng_state(data["rng"])     # where every generator was when the checkpoint was written
+        else:                               # checkpoints of older versions
+            random.seed(self.cfg["seed"] + t.total_steps_done)
+            torch.manual_seed(self.cfg["seed"] + t.total_steps_done)
         if offset > 0:
             loader = t.get_train_dataloader(t.train_samples, verbose=False)
             t.train_loader = PartialLoader(loader, len(loader) - offset)
@@ -645,6 +689,7 @@ class Engine:
             "time": time.time(),
         }
         if full:
+            data["rng"] = _rng_state()
             data["optimizer"] = t.optimizer[0].state_dict()
             data["scheduler"] = t.scheduler[0].state_dict() if t.scheduler[0] is not None else None
             data["scaler"] = t.scaler.state_dict() if t.scaler is not None else None
@@ -763,6 +808,40 @@ class _OOMFailure(Exception):
 
 
 # -------------------------------------------------------------------- helpers
+def _rng_state() -> dict:
+    """Python, numpy and torch generator states in plain types (a weights_only load accepts them)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    py = state.get("python")
+    if py is not None:
+        random.setstate((py[0], tuple(py[1]), py[2]))
+    if state.get("numpy") is not None:
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if state.get("torch") is not None:
+        torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        with contextlib.suppress(Exception):   # another number of GPUs: their streams start fresh
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def load_samples(cfg: dict) -> tuple[list, list]:
     from TTS.config.shared_configs import BaseDatasetConfig
     from TTS.tts.configs.shared_configs import BaseTTSConfig
