@@ -38,7 +38,11 @@ def write(path: Path, payload: dict) -> Path:
     pauses between writing and renaming checkpoints of step >= N so a test can SIGKILL the process
     mid-write."""
     with atomic_path(path, suffix=".partial") as tmp:
-        torch.save(payload, tmp)
+        # through a file this code closes: when the write fails (disk full) the half-written
+        # temporary is closed before it is removed, so its space is free again at once (for the
+        # `failed` event); torch.save(payload, path) keeps the file open until garbage collection
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
         for fault in os.environ.get("XTTS_FT_FAULT", "").split(","):
             m = _CKPT_RE.match(path.name)
             if fault.startswith("slow-checkpoint@") and m and int(m.group(1)) >= int(fault.split("@")[1]):

@@ -178,31 +178,17 @@ def test_orphan_clips_and_temporaries_of_a_killed_run_are_cleaned(tmp_path, thre
 
 
 # ------------------------------------------------------------------------------------ disk full
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of 3 MB (root and mount rights needed: skipped without them)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({res.stderr.strip() or 'mount failed'}); needs root")
-
-    def resize(mb: int) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={mb}m", str(mnt)], check=True)
-
-    yield mnt, resize
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 @pytest.mark.slow
 def test_disk_full_in_prep_new_and_add_is_reported_and_loses_nothing(tmp_path, three_sources, small_disk):
-    mnt, resize = small_disk
+    mnt, resize = small_disk(3)
     out = mnt / "ds"
     big = tmp_path / "big"
-    # ~40 s: its working files (~5 MB) cannot fit on the 3 MB disk
-    audio, _ = speechgen.compose(speechgen.SENTENCES[:14], pauses=0.8)
+    # 40 s (two sentences, then a long pause: one clip, no whisper needed): its working files (~5 MB)
+    # cannot fit on the 3 MB disk
+    audio, _ = speechgen.compose(speechgen.SENTENCES[20:22], pauses=0.5)
+    audio = np.concatenate([audio, np.zeros(40 * speechgen.RATE - len(audio), np.float32)])
     speechgen.write(big / "long.wav", audio)
-    (big / "long.txt").write_text(" ".join(speechgen.SENTENCES[:14]))
+    (big / "long.txt").write_text(" ".join(speechgen.SENTENCES[20:22]))
     # new dataset: the first source fits, the long one does not
     res = _cli(three_sources / "part0.wav", big / "long.wav", "--out", out, "--transcripts", "files",
                "--no-speaker-check")

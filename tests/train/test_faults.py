@@ -22,24 +22,9 @@ def _states(run: Path) -> list[dict]:
     return [e for e in events(run) if e["type"] == "state"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=14m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({res.stderr.strip() or 'mount failed'}); needs root")
-
-    def resize(mb: int) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={mb}m", str(mnt)], check=True)
-
-    yield mnt, resize
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_disk_full_while_checkpointing_fails_with_the_reason_and_resume_works_after(tiny_model, dataset,
                                                                                      small_disk):
-    mnt, resize = small_disk
+    mnt, resize = small_disk(14)
     run = mnt / "run"
     # one tiny checkpoint (~9 MB) fits the 14 MB disk, the second does not
     proc = xtts_ft("train", "--dataset", dataset, "--model", tiny_model, "--run", run, "--epochs", "1", *FAST,
