@@ -57,6 +57,10 @@ OPTION_SETS = {
 }
 BATCHES = (1, 4, 8)
 SECONDS = (3.0, 7.0, 11.6)
+# Held-out points (issue 18): off the fitting grid (inside it in clip length, beyond it in batch),
+# measured after the fit and kept apart in memory.json["holdout"]; never fit coefficients to them,
+# tests/train/test_memory.py tests the estimator on them.
+HOLDOUT_POINTS = ((3, 5.0), (12, 9.3))
 
 
 def text_tokens_for(seconds: float) -> int:
@@ -158,6 +162,9 @@ def main() -> int:
     ap.add_argument("--sets", default="", help="comma-separated indices of OPTION_SETS to measure")
     ap.add_argument("--corners", action="store_true", help="B1x3s, B4x7s, B8x3s, B8x11.6s only (4 per set)")
     ap.add_argument("--points", default="", help="explicit grid, e.g. 1x11.6,4x3,8x7 (batch x seconds)")
+    ap.add_argument("--holdout", action="store_true",
+                    help="record the points as held out (memory.json 'holdout'): never used to fit the estimator, "
+                    "only to test it (default points: %s)" % ",".join(f"{b}x{s:g}" for b, s in HOLDOUT_POINTS))
     a = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     jpath = RESULTS / "memory.json"
@@ -168,13 +175,17 @@ def main() -> int:
         grid = [(8, 11.6)] if a.quick else [(b, s) for b in BATCHES for s in SECONDS]
         if a.corners:
             grid = [(1, 3.0), (4, 7.0), (8, 3.0), (8, 11.6)]
+        if a.holdout:
+            grid = list(HOLDOUT_POINTS)
         if a.points:
             grid = [(int(b), float(s)) for b, s in (p.split("x") for p in a.points.split(","))]
+        key = "holdout" if a.holdout else "measurements"
+        data.setdefault(key, [])
         for name in chosen:
             for b, s in grid:
                 m = measure(b, s, OPTION_SETS[name])
                 m["set"] = name
-                data["measurements"] = [x for x in data["measurements"] if not (
+                data[key] = [x for x in data[key] if not (
                     x["set"] == name and x["batch"] == b and x["seconds"] == s and x["fake"])] + [m]
                 jpath.write_text(json.dumps(data, indent=1))
                 print(f"measured {name} B{b} {s}s: {m['peak_bytes'] / GiB:.3f} GiB "
@@ -220,7 +231,20 @@ def report(data: dict) -> None:
                          f"{est / GiB:12.3f} {err * 100:+6.1f}%")
     if errs:
         lines.append(f"\nestimator |error|: max {max(errs) * 100:.2f}%, mean {sum(errs) / len(errs) * 100:.2f}% "
-                     f"over {len(errs)} measurements")
+                     f"over {len(errs)} measurements (the points its coefficients were fitted to)")
+    held = sorted((m for m in data.get("holdout", []) if m["fake"]),
+                  key=lambda m: (list(OPTION_SETS).index(m["set"]), m["batch"], m["seconds"]))
+    if held:
+        lines.append("\nheld out: measured after the fit, off its grid, never fitted to (memory.json 'holdout'):")
+        herrs = []
+        for m in held:
+            est = estimate_for(m, OPTION_SETS[m["set"]])["gpt_peak_bytes"]
+            err = est / m["peak_bytes"] - 1
+            herrs.append(abs(err))
+            lines.append(f"{m['set']:40s} {m['batch']:2d} {m['seconds']:6.1f} {m['peak_bytes'] / GiB:12.3f} "
+                         f"{est / GiB:12.3f} {err * 100:+6.1f}%")
+        lines.append(f"held-out |error|: max {max(herrs) * 100:.2f}%, mean {sum(herrs) / len(herrs) * 100:.2f}% "
+                     f"over {len(herrs)} measurements")
     if data.get("real_check"):  # the first format: one check
         data.setdefault("real_checks", []).insert(0, data.pop("real_check"))
     for rc in data.get("real_checks", []):

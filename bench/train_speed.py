@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))  # speechgen
 sys.path.insert(0, str(ROOT / "tests" / "train"))
 
 med = statistics.median
@@ -41,6 +42,10 @@ def say(line: str = "") -> None:
 
 
 def tiny_runs(a) -> None:
+    """Section 1 on clips of one length (bench/train_overhead.py's equalize): XTTS's dataset draws a
+    random clip per item and the engine keys each draw by (seed, epoch, item) while coqui draws from
+    one stream, so on clips of unequal length the two sides would train on different audio (the
+    1.34 x once reported here: `draw_lengths` shows why). Arms interleaved, order rotated."""
     import train_overhead as to
     from speech import make_dataset
 
@@ -50,60 +55,86 @@ def tiny_runs(a) -> None:
         tmp = Path(td)
         model = make_tiny_model(tmp / "tiny")
         dataset = make_dataset(tmp / "data")
+        drawn = draw_lengths(dataset, seed=1, epochs=a.epochs, batch=2)
+        if a.clip_seconds > 0:
+            to.equalize(dataset, a.clip_seconds)
         base = argparse.Namespace(epochs=a.epochs, batch=2, workers=0, threads=a.threads, detach=True)
-        res = {"engine defaults": ([], []), "engine + checkpointing": ([], []), "bare coqui": ([], [])}
-        orig = to.run_engine
+        arms = {"engine defaults": [], "engine + checkpointing": ["--grad-checkpointing", "on"], "bare coqui": None}
+        names = list(arms)
+        res = {n: ([], []) for n in names}
         for i in range(a.repeats):
-            e, ec = orig(model, dataset, tmp, f"d{i}", base)
-            res["engine defaults"][0].extend(e)
-            res["engine defaults"][1].extend(ec)
-            to_run = _engine_with(["--grad-checkpointing", "on"])
-            e, ec = to_run(model, dataset, tmp, f"c{i}", base)
-            res["engine + checkpointing"][0].extend(e)
-            res["engine + checkpointing"][1].extend(ec)
-            b, bc = to.run_bare(model, dataset, tmp, i, base)
-            res["bare coqui"][0].extend(b)
-            res["bare coqui"][1].extend(bc)
+            for n in names[i % 3:] + names[:i % 3]:
+                w, c = (to.run_bare(model, dataset, tmp, i, base) if arms[n] is None
+                        else to.run_engine(model, dataset, tmp, f"{n[7]}{i}", base, arms[n]))
+                res[n][0].extend(w)
+                res[n][1].extend(c)
         bw, bc = med(res["bare coqui"][0]), med(res["bare coqui"][1])
-        say(f"1. tiny model, CPU, batch 2, xtts-ft train --detach, {a.threads} thread(s), {a.repeats} x {a.epochs} epochs each:")
+        clips = f"every clip {a.clip_seconds:g} s" if a.clip_seconds > 0 else "clips of unequal length (2-10 s)"
+        say(f"1. tiny model, CPU, batch 2, {clips}, xtts-ft train --detach, {a.threads} thread(s), "
+            f"{a.repeats} x {a.epochs} epochs each, interleaved (order rotated):")
         for name, (w, c) in res.items():
             say(f"   {name:24s} {med(w) * 1000:7.1f} ms/step wall ({med(w) / bw:.3f} x bare), "
                 f"{med(c) * 1000:7.1f} ms CPU ({med(c) / bc:.3f} x bare), {len(w)} steps")
         (ew, ec), (cw, cc) = res["engine defaults"], res["engine + checkpointing"]
         say(f"   activation checkpointing cost (engine + checkpointing / engine defaults): {med(cw) / med(ew):.3f} x "
             f"wall, {med(cc) / med(ec):.3f} x CPU")
+        say(f"   the draws on the unequal clips (before equalizing; seed 1, {a.epochs} epochs x 7 steps of 2): engine "
+            f"{drawn['engine']:.2f} s, bare coqui {drawn['bare']:.2f} s of padded audio per step on average "
+            f"({drawn['engine'] / drawn['bare']:.3f} x; medians {drawn['engine_median']:.2f} s and "
+            f"{drawn['bare_median']:.2f} s, {drawn['engine_median'] / drawn['bare_median']:.3f} x): what the 1.34 x "
+            "measured")
 
 
-def _engine_with(extra: list[str]):
-    import os
-    import subprocess
+def draw_lengths(dataset: Path, seed: int, epochs: int, batch: int) -> dict:
+    """Average padded audio seconds per step that each side draws, replaying XTTSDataset's draws
+    (coqui-tts 0.28, trainer/dataset.py) on the clip lengths alone: the samples shuffled with
+    `random.seed(seed)`; per item `random.choice(languages)` and `random.randint(0, n - 1)`, then
+    the conditioning slice's two `randint`s. The bare trainer draws all items from that one stream
+    (one loader for the whole fit); the engine re-seeds every item by item_seed(seed, epoch, item)
+    (engine/train/distributed.py) and restores the stream after it."""
+    import random
 
-    def run(model, dataset, tmp, i, a):
-        from engine.events import read_events
+    import soundfile as sf
 
-        run_dir = tmp / f"engine{i}"
-        env = dict(os.environ)
-        env.pop("XTTS_FT_FAULT", None)
-        subprocess.run([sys.executable, "-m", "engine", "train", "--dataset", str(dataset), "--model", str(model),
-                        "--run", str(run_dir), "--epochs", str(a.epochs), "--batch-size", str(a.batch),
-                        "--workers", str(a.workers), "--threads", str(a.threads), "--seed", "1",
-                        "--ab-samples", "0", "--save-every-steps", "1000", "--scheduler", "none", *extra,
-                        *(["--detach"] if a.detach else [])],
-                       cwd=ROOT, env=env, check=True, capture_output=True)
-        from engine.train import process
+    from engine.train.distributed import item_seed
 
-        while a.detach and process.process_alive(run_dir):  # detached: wait quietly for the worker
-            time.sleep(2)
-        evs, _ = read_events(run_dir / "events.jsonl")
-        state = [e for e in evs if e["type"] == "state"][-1]
-        assert state["state"] == "finished", state
-        import train_overhead as to
+    rows = [r.split("|")[0] for r in (dataset / "metadata_train.csv").read_text().splitlines()[1:] if r.strip()]
+    lengths = []
+    for r in rows:
+        info = sf.info(str(dataset / r))
+        lengths.append(int(info.frames * 22050 / info.samplerate))
+    lo, hi = 66150, 132300  # min/max conditioning length (engine/train/runner.py)
 
-        stamps = [(e["epoch"], e["ts"]) for e in evs if e["type"] == "step"]
-        cpu = [e["cpu_time"] for e in evs if e["type"] == "step" and e.get("cpu_time") is not None]
-        return to.intervals(stamps), cpu
+    def draw(n_clips: int) -> int:
+        random.choice(["en"])
+        k = random.randint(0, n_clips - 1)
+        length = order[k]
+        size = random.randint(lo, hi)
+        if length - size < 0:
+            size = length // 2
+        random.randint(0, length - size)
+        return length
 
-    return run
+    random.seed(seed)
+    order = list(lengths)
+    random.shuffle(order)
+    n, steps = len(order), -(-len(order) // batch)
+    bare, eng = [], []
+    for epoch in range(epochs):
+        for s in range(steps):
+            items = range(s * batch, min(n, (s + 1) * batch))
+            bare.append(max(draw(n) for _ in items))
+            state = random.getstate()
+            got = []
+            for item in items:
+                random.seed(item_seed(seed, epoch, item))
+                got.append(draw(n))
+            random.setstate(state)
+            eng.append(max(got))
+    import statistics
+
+    return {"engine": sum(eng) / len(eng) / 22050, "bare": sum(bare) / len(bare) / 22050,
+            "engine_median": statistics.median(eng) / 22050, "bare_median": statistics.median(bare) / 22050}
 
 
 def full_size(a) -> None:
@@ -195,6 +226,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="1 by default: wall times on a shared 2-core machine swing with 2 threads")
     ap.add_argument("--full-steps", type=int, default=3)
+    ap.add_argument("--clip-seconds", type=float, default=3.0,
+                    help="section 1: make every clip this long (0: keep the unequal espeak clips)")
     ap.add_argument("--skip-tiny", action="store_true")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--append", action="store_true", help="keep the sections of train_speed.txt not re-run")

@@ -96,6 +96,7 @@ def gpu_sample(index: int = 0) -> dict:
     out["torch_allocated_mb"] = round(torch.cuda.memory_allocated(index) / MB, 1)
     out["torch_reserved_mb"] = round(torch.cuda.memory_reserved(index) / MB, 1)
     out["torch_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(index) / MB, 1)
+    out["torch_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved(index) / MB, 1)
     return out
 
 

@@ -14,12 +14,24 @@ die() { echo "xtts-ft setup: $*" >&2; exit 1; }
 apt_pkgs=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || apt_pkgs+=("$2"); }
 need_cmd ffmpeg ffmpeg                   # decoding every audio format; torchcodec needs its libraries
+opt_pkgs=()                              # installed when we can; without them a feature says "not available"
+want_cmd() { command -v "$1" >/dev/null 2>&1 || opt_pkgs+=("$2"); }
 if [ "$profile" = test ]; then
-  need_cmd espeak-ng espeak-ng           # speech for the tests
+  need_cmd espeak-ng espeak-ng           # speech for the tests (and the phoneme coverage below)
   need_cmd sox sox
   need_cmd tmux tmux                     # the end-to-end terminal test
   need_cmd chromium chromium             # the served studio in a real (headless) browser
   need_cmd chromedriver chromium-driver
+else
+  want_cmd espeak-ng espeak-ng           # phoneme coverage in prep's content report (phonemizer's backend)
+fi
+if [ ${#opt_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt_pkgs+=("${opt_pkgs[@]}")
+  else
+    echo "xtts-ft setup: optional system packages missing: ${opt_pkgs[*]} (prep's phoneme coverage will say" \
+      "'not available'; install them with: sudo apt-get install ${opt_pkgs[*]})" >&2
+  fi
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -93,6 +93,7 @@ class XttsStudio(App):
         Binding("f5", "goto('train')", "Train", show=False),
         Binding("f6", "goto('results')", "Results", show=False),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help"),
         # in a text field q and 1-6 are text: the footer then shows ctrl+q, the step bar F1-F6
         Binding("ctrl+q", "quit_typing", "Quit", priority=True, id="quit.ctrl"),
         Binding("ctrl+q", "quit_anywhere", "Quit", show=False, priority=True),
@@ -308,7 +309,11 @@ class XttsStudio(App):
 
     # ------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Screen):
-        yield from super().get_system_commands(screen)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title != "Keys":  # Textual's generic key panel: the studio's help replaces it
+                yield cmd
+        yield SystemCommand("Help", "What this screen is for, its keys and the keys that work everywhere (key ?)",
+                            self.action_help)
         from tui.widgets.common import STEPS
 
         for mode, key, label in STEPS:
@@ -323,6 +328,13 @@ class XttsStudio(App):
                 yield SystemCommand(f"{binding.description}",
                                     f"{binding.tooltip + ' · ' if binding.tooltip else ''}key {binding.key}",
                                     partial(self.run_action, action, screen))
+
+    def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen
+
+        if not isinstance(self.screen, (TooSmall, HelpScreen)):
+            base = self.screen if not isinstance(self.screen, ModalScreen) else self.screen_stack[0]
+            self.push_screen(HelpScreen(base))
 
     def action_quit(self) -> None:
         # quitting never stops a training run or a prep job: they are separate processes
@@ -341,6 +353,8 @@ class XttsStudio(App):
             return not text_focus(self.screen)
         if action == "quit_typing":  # the shown ctrl+q; a hidden one works everywhere
             return text_focus(self.screen)
+        if action == "help":
+            return not text_focus(self.screen) and not isinstance(self.screen, ModalScreen)
         return True
 
 

@@ -293,9 +293,10 @@ def dataset_summary(folder: Path) -> dict:
 
 # flags that deserve a second look when their clip is still in the training set (docs/prep.md)
 REVIEW_FLAGS = ("noisy", "music", "reverb", "clipped", "duplicate_text", "low_confidence", "too_short", "too_long",
-                "other_speaker", "hallucination", "repeated_text", "empty_text")
+                "cut_end", "cut_start", "tail_noise", "no_tail",
+                "other_speaker", "hallucination", "repeated_text", "empty_text", "doubtful")
 # flags that leave a clip out unless the user restored it in review
-RESTORED_FLAGS = ("other_speaker", "hallucination", "repeated_text", "empty_text")
+RESTORED_FLAGS = ("other_speaker", "hallucination", "repeated_text", "empty_text", "doubtful")
 
 
 def flagged_in_training(folder: Path) -> dict[str, int]:

@@ -185,11 +185,22 @@ def speaker_encoder():
 
 
 def speaker_embedding(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resemblyzer's voice print of one clip (16 kHz input skips a resampling)."""
+    import torch
+
     preprocess_wav = _resemblyzer().preprocess_wav
     wav = preprocess_wav(audio.astype(np.float32), source_sr=rate)
     if len(wav) < 1600:                 # under 0.1 s of voiced audio left: embed what there is
         wav = preprocess_wav(audio.astype(np.float32), source_sr=rate, trim_silence=False)
-    return np.asarray(speaker_encoder().embed_utterance(wav), dtype=np.float32)
+    # the encoder is a small LSTM: one thread is as fast idle and ~10x faster on a busy machine
+    # (measured: 8 clips in 1.8 s on 1 thread, 33 s on 2 threads with other jobs running)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    try:
+        return np.asarray(speaker_encoder().embed_utterance(wav), dtype=np.float32)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

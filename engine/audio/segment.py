@@ -47,6 +47,7 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     extended_from: float | None = None
+    edge_fixes: list[str] = field(default_factory=list)     # engine/audio/clipends.py's changes
 
     @property
     def duration(self) -> float:

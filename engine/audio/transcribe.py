@@ -188,18 +188,41 @@ class Transcriber:
                           float(seg.avg_logprob), float(seg.no_speech_prob), float(seg.compression_ratio),
                           words, dropped, suspect)
 
-    def retranscribe(self, audio: np.ndarray) -> tuple[str, float]:
-        """A second opinion with different decoding: returns (text, mean word probability)."""
-        model = self.load()
-        segments, _ = model.transcribe(
-            audio.astype(np.float32), language=self.language, beam_size=5, best_of=5,
-            temperature=[0.0, 0.2, 0.4], condition_on_previous_text=False, repetition_penalty=1.2,
-            no_repeat_ngram_size=3, vad_filter=False, word_timestamps=True,
-        )
-        texts, probs = [], []
-        for seg in segments:
-            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
-                continue
-            texts.append(seg.text.strip())
-            probs.extend(float(w.probability) for w in (seg.words or []))
-        return " ".join(t for t in texts if t), (float(np.mean(probs)) if probs else 0.0)
+    def retranscribe_batch(self, audios: list[np.ndarray], on_done: Callable[[int], None] | None = None,
+                           gap_s: float = 0.5) -> list[tuple[str, float]]:
+        """Second opinions for many clips at once (16 kHz float32 each): the clips are laid end to
+        end with `gap_s` of silence and decoded as a batch, each clip alone in whisper's window
+        (no context from its neighbours), with a repetition penalty. Returns (text, mean word
+        probability) per clip, in order."""
+        self.load()
+        out: list[tuple[str, float]] = []
+        gap = np.zeros(int(gap_s * RATE), np.float32)
+        group = max(1, self.batch_size) * 4        # a few batches of clips in memory at a time
+        for g0 in range(0, len(audios), group):
+            part = audios[g0 : g0 + group]
+            pieces, clips, t = [], [], 0.0
+            for a in part:
+                a = np.asarray(a, np.float32)[: int(29.0 * RATE)]
+                clips.append({"start": t, "end": t + len(a) / RATE})
+                pieces += [a, gap]
+                t += (len(a) + len(gap)) / RATE
+            segments, _ = self._pipeline.transcribe(
+                np.concatenate(pieces), language=self.language, word_timestamps=True, clip_timestamps=clips,
+                batch_size=self.batch_size, beam_size=5, repetition_penalty=1.2, no_repeat_ngram_size=3,
+            )
+            texts: list[list[str]] = [[] for _ in part]
+            probs: list[list[float]] = [[] for _ in part]
+            for seg in segments:
+                if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
+                    continue
+                mid = 0.5 * (float(seg.start) + float(seg.end))
+                k = next((i for i, c in enumerate(clips) if c["start"] - 1e-3 <= mid <= c["end"] + gap_s), None)
+                if k is None:
+                    continue
+                texts[k].append(seg.text.strip())
+                probs[k].extend(float(w.probability) for w in (seg.words or []))
+            for tx, pr in zip(texts, probs):
+                out.append((" ".join(x for x in tx if x), float(np.mean(pr)) if pr else 0.0))
+            if on_done:
+                on_done(len(part))
+        return out

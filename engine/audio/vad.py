@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 WINDOW = 512
+CONTEXT = 64          # silero v5/v6 prepends the previous window's last 64 samples
 RATE = 16000
 
 _model = None
@@ -47,6 +48,12 @@ def speech_regions(
     # ~50x slower on x86 (measured: 12 ms instead of 0.2 ms); flushing them to zero changes no
     # probability that matters
     torch.set_flush_denormal(True)
+    # silero's ONNX session called straight with numpy: the same probabilities as its torch
+    # wrapper (which rebuilds tensors around every 32 ms window), ~30% faster
+    session = model.session
+    state = np.zeros((2, 1, 128), np.float32)
+    frame = np.zeros((1, CONTEXT + WINDOW), np.float32)
+    sr = np.array(RATE, dtype=np.int64)
     probs: list[float] = []
     total = 0
     with sf.SoundFile(str(path)) as f:
@@ -56,10 +63,11 @@ def speech_regions(
             total += len(block)
             if len(block) % WINDOW:
                 block = np.pad(block, (0, WINDOW - len(block) % WINDOW))
-            frames = torch.from_numpy(np.ascontiguousarray(block)).view(-1, WINDOW)
-            with torch.no_grad():
-                for frame in frames:
-                    probs.append(float(model(frame, RATE)))
+            for window in block.reshape(-1, WINDOW):
+                frame[0, CONTEXT:] = window
+                out, state = session.run(None, {"input": frame, "state": state, "sr": sr})
+                probs.append(float(out.reshape(-1)[0]))
+                frame[0, :CONTEXT] = window[-CONTEXT:]
             if on_progress:
                 on_progress(len(block) / RATE)
     if total == 0:

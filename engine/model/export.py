@@ -40,8 +40,53 @@ def resolve_checkpoint(run: Path, which: str) -> Path:
     return p
 
 
+def dataset_speaker(dataset: str | Path) -> str | None:
+    """The dataset's speaker: the most frequent speaker_name of metadata_train.csv (prep writes one)."""
+    import csv
+    from collections import Counter
+
+    p = Path(dataset) / "metadata_train.csv"
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            names = Counter(r.get("speaker_name") or "" for r in csv.DictReader(fh, delimiter="|"))
+    except OSError:
+        return None
+    names.pop("", None)
+    return names.most_common(1)[0][0] if names else None
+
+
+def read_speakers(path: Path) -> dict:
+    """speakers_xtts.pth: {name: {"gpt_cond_latent": tensor, "speaker_embedding": tensor}} (tensors
+    only, loaded with weights_only=True)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure: unreadable
+        raise ExportError(f"{path}: unreadable speakers file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(data, dict):
+        raise ExportError(f"{path}: not a speakers file (expected a name -> latents dict)")
+    return data
+
+
+def named_voice(model_dir: Path, refs: list[Path]) -> dict:
+    """The voice as coqui stores a speaker: the conditioning latents and speaker embedding that the
+    model in `model_dir` (the finetuned export) computes from the reference clips."""
+    import torch
+
+    from engine.model.synth import load_model
+
+    model = load_model(model_dir)
+    with torch.inference_mode():
+        latent, emb = model.get_conditioning_latents(audio_path=[str(p) for p in refs], gpt_cond_len=30,
+                                                     max_ref_length=60)
+    return {"gpt_cond_latent": latent.detach().cpu().clone(), "speaker_embedding": emb.detach().cpu().clone()}
+
+
 def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force: bool = False,
-               n_refs: int = 3) -> dict:
+               n_refs: int = 3, speaker_name: str | None = None, add_speaker: bool = True) -> dict:
+    """speaker_name: the name of the finetuned voice in the export's speakers_xtts.pth (default: the
+    dataset's speaker); a name the base model already has is refused unless `force`."""
     import torch
 
     run, out = Path(run), Path(out)
@@ -52,6 +97,16 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
     if out.exists() and any(out.iterdir()) and not force:
         raise ExportError(f"{out} already exists and is not empty: use --force to overwrite")
     base = check_model(cfg["model"])
+    speakers = read_speakers(base.path("speakers_xtts.pth")) if add_speaker else {}
+    if add_speaker:
+        speaker_name = (speaker_name if speaker_name is not None else dataset_speaker(cfg["dataset"])) or out.name
+        speaker_name = speaker_name.strip()
+        if not speaker_name:
+            raise ExportError("--speaker-name: empty name")
+        if speaker_name in speakers and not force:
+            raise ExportError(f"--speaker-name {speaker_name!r} is already a speaker of the base model "
+                              f"({len(speakers)} in its speakers_xtts.pth): choose another name, or --force to "
+                              "replace that speaker in the export")
     src = resolve_checkpoint(run, checkpoint)
     data = torch.load(src, map_location="cpu", weights_only=False)
     run_state = data.get("model", data)
@@ -96,7 +151,13 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
             dst = ref_dir / f"reference_{i}{p.suffix}"
             shutil.copyfile(p, dst)
             refs.append(dst.name)
-        write_text(tmp_dir / "README.md", _readme(out.name, cfg, run, src, data, refs))
+        voice = None
+        if add_speaker and refs:
+            speakers[speaker_name] = named_voice(tmp_dir, [ref_dir / r for r in refs])
+            with atomic_path(tmp_dir / "speakers_xtts.pth") as tmp:
+                torch.save(speakers, tmp)
+            voice = speaker_name
+        write_text(tmp_dir / "README.md", _readme(out.name, cfg, run, src, data, refs, voice))
         for p in tmp_dir.rglob("*"):
             if p.is_file():
                 p.chmod(0o644)
@@ -112,10 +173,11 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
         raise
     info = check_model(out)
     return {"out": str(out), "checkpoint": str(src), "step": data.get("step"), "references": refs,
-            "size_bytes": info.size_bytes, "model_pth_bytes": info.files["model.pth"]}
+            "size_bytes": info.size_bytes, "model_pth_bytes": info.files["model.pth"], "speaker": voice,
+            "speakers": len(speakers) if voice else None}
 
 
-def _readme(name: str, cfg: dict, run: Path, src: Path, data: dict, refs: list[str]) -> str:
+def _readme(name: str, cfg: dict, run: Path, src: Path, data: dict, refs: list[str], voice: str | None = None) -> str:
     loss = data.get("loss")
     lines = [
         f"# {name}",
@@ -137,5 +199,17 @@ def _readme(name: str, cfg: dict, run: Path, src: Path, data: dict, refs: list[s
     ]
     lines += [f"- `reference/{r}`" for r in refs] or ["- (none between 6 and 10 s in the dataset)"]
     lines += ["", "Use one of them as the speaker reference (`--speaker-wav`)."]
+    if voice:
+        lines += ["", "## Named voice", "",
+                  f"`speakers_xtts.pth` holds this voice as `{voice}` (conditioning latents and speaker embedding "
+                  "computed by this model from the reference clips) beside the base model's speakers, so no "
+                  "reference WAV is needed:", "", "```python",
+                  "from TTS.tts.configs.xtts_config import XttsConfig",
+                  "from TTS.tts.models.xtts import Xtts", "",
+                  "config = XttsConfig()", f'config.load_json("models/xtts/{name}/config.json")',
+                  "model = Xtts.init_from_config(config)",
+                  f'model.load_checkpoint(config, checkpoint_dir="models/xtts/{name}", eval=True)',
+                  f'out = model.synthesize("Hello there.", speaker={voice!r}, language="{cfg["language"]}")',
+                  "```", "", f"AllTalk lists `{voice}` among the model's voices."]
     return "\n".join(lines) + "\n"
 

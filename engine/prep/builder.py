@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import shutil
 import time
@@ -21,8 +22,9 @@ import soundfile as sf
 
 from engine import ioerrors, locks
 from engine.atomic import atomic_path, deferred_interrupts
-from engine.audio import analysis, clean, intake, segment, vad
+from engine.audio import analysis, clean, clipends, intake, segment, vad
 from engine.audio.transcribe import Transcriber, WhisperLoadError
+from engine.prep import content
 from engine.prep import dataset as ds
 from engine.prep.report import Reporter
 from engine.prep.textnorm import comparable, normalize_text, repeated_loop
@@ -33,6 +35,31 @@ PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
 LOW_CONFIDENCE = 0.5
 SMALL_TRAIN = 40
 SMALL_EVAL = 5
+
+
+SECOND_PASS_CONFIDENCE = 0.75    # a duplicate clip less sure than this gets a second opinion
+RATE_MISFIT = 1.6                 # ... or one whose characters per second are this far from the median
+
+
+def _chars_per_second(seg: dict) -> float | None:
+    speech = float(seg.get("speech_seconds") or seg.get("duration") or 0.0)
+    letters = sum(1 for ch in seg.get("text", "") if ch.isalnum())
+    return letters / speech if speech > 0.3 and letters else None
+
+
+def _median_rate(segments: list[dict]) -> float | None:
+    rates = [r for r in (_chars_per_second(s) for s in segments if ds.included(s)) if r is not None]
+    return float(np.median(rates)) if len(rates) >= 5 else None
+
+
+def suspicious(seg: dict, median_rate: float | None) -> bool:
+    """Whether a clip's transcript deserves a second opinion."""
+    if seg.get("confidence", 0.0) < SECOND_PASS_CONFIDENCE:
+        return True
+    if {"hallucination", "repeated_text", "low_confidence"} & set(seg.get("flags", [])):
+        return True
+    rate = _chars_per_second(seg)
+    return bool(median_rate and rate and not (1 / RATE_MISFIT <= rate / median_rate <= RATE_MISFIT))
 
 
 class PrepError(Exception):
@@ -60,6 +87,8 @@ class PrepOptions:
     speaker_check: bool = True
     speaker_ref: str | None = None
     speaker_threshold: float | None = None
+    min_confidence: float | None = None   # clips whisper was less sure of are left out (flag doubtful)
+    model: str | None = None              # base model folder: token coverage of its vocab.json
 
     def validate(self) -> None:
         if not self.sources:
@@ -76,6 +105,10 @@ class PrepOptions:
             raise PrepError("--target-lufs must be between -40 and -10")
         if self.speaker_threshold is not None and not (0.0 < self.speaker_threshold < 1.0):
             raise PrepError("--speaker-threshold must be between 0 and 1 (cosine similarity)")
+        if self.min_confidence is not None and not (0.0 < self.min_confidence < 1.0):
+            raise PrepError("--min-confidence must be between 0 and 1 (mean word probability)")
+        if self.model and not (Path(self.model).expanduser() / "vocab.json").is_file():
+            raise PrepError(f"--model {self.model}: no vocab.json there (a base model folder has one)")
         if self.speaker_ref and not Path(self.speaker_ref).expanduser().is_file():
             raise PrepError(f"--speaker-ref {self.speaker_ref}: no such file")
 
@@ -128,6 +161,8 @@ class Prep:
         self.fp_dir = self.out / ".cache" / "fingerprints"
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
+        self._pool = None             # the prefetch worker (one thread) while sources are prepared
+        self._ahead = None            # (path, stem, sha, probe info, future) of the next source
         self.skipped: list[dict] = []
         self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
 
@@ -154,7 +189,7 @@ class Prep:
             "min_seconds": o.min_seconds, "max_seconds": o.max_seconds, "eval_fraction": o.eval_fraction,
             "seed": o.seed, "normalize": o.normalize, "target_lufs": o.target_lufs if o.normalize else None,
             "transcripts": o.transcripts, "denoise": o.denoise, "speaker_check": o.speaker_check,
-            "speaker_threshold": o.speaker_threshold,
+            "speaker_threshold": o.speaker_threshold, "min_confidence": o.min_confidence,
         }
 
         found = intake.discover(o.sources)
@@ -179,14 +214,16 @@ class Prep:
         interrupted, failure, stage = False, None, "sources"
         self.skipped = skipped
         try:
-            with r.progress("prep", "Preparing sources", len(found.files)) as bar:
-                for sf_ in found.files:
+            with r.progress("prep", "Preparing sources", len(found.files)) as bar, self._prefetcher():
+                for k, sf_ in enumerate(found.files):
                     name = sf_.rel
                     stage = f"preparing {name}"
                     try:
                         src = self._intake(sf_, seen_sha, known)
                         if src is None:
                             continue
+                        if k + 1 < len(found.files):
+                            self._prefetch(found.files[k + 1], seen_sha)
                         segs = self._segment_and_write(src)
                         new_segments.extend(segs)
                         processed.append(src)
@@ -204,6 +241,7 @@ class Prep:
             if to_check:
                 stage = "the duplicate check"
                 self._duplicates(to_check)
+                self._confidence_filter(to_check)
                 if o.speaker_check:
                     stage = "the speaker check"
                     self._speakers(to_check)
@@ -253,6 +291,7 @@ class Prep:
         try:
             self._report_stats(new_segments)
             self._warnings(processed)
+            self._content()
             r.info(f"Writing {n_train} training and {n_eval} eval samples", tag="DATA")
             if n_train < SMALL_TRAIN:
                 r.warn("Very small training dataset", tag="DATA", code="small_train", count=n_train)
@@ -337,31 +376,95 @@ class Prep:
         check_out_folder(self.out)
 
     def _clean_work(self) -> None:
+        """Remove the working files of the source just done (not those of a prefetched next one)."""
+        keep = self._ahead[1] if self._ahead else None
         for f in self.work.glob("*") if self.work.exists() else []:
-            f.unlink(missing_ok=True)
+            if keep is None or not f.name.startswith(keep + "."):
+                f.unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------------------------------
+    # While whisper transcribes one source, the next one is decoded, scanned and run through the
+    # VAD in a worker thread (ffmpeg and silero mostly wait on other cores / release the GIL).
+    @contextlib.contextmanager
+    def _prefetcher(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prep-prefetch")
+        try:
+            yield
+        except BaseException:
+            self._pool.shutdown(wait=False, cancel_futures=True)    # Ctrl-C: don't wait for its decode
+            raise
+        else:
+            self._pool.shutdown(wait=True)
+        finally:
+            self._pool, self._ahead = None, None
+
+    def _prefetch(self, sf_: intake.SourceFile, seen_sha: dict) -> None:
+        if self._pool is None or sf_.path.is_relative_to(self.out):
+            return
+        try:
+            sha = intake.file_sha256(sf_.path)
+            if sha in seen_sha:
+                return
+            info = intake.probe(sf_.path)
+        except (OSError, intake.IntakeError):
+            return          # reported when its turn comes
+        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+        fut = self._pool.submit(self._analyse, sf_, info, stem, False)
+        self._ahead = (sf_.path, stem, sha, info, fut)
+
+    def _analyse(self, sf_: intake.SourceFile, info, stem: str, show: bool = True):
+        """Decode, scan and VAD one source: (decoded, stats, power, regions)."""
+        r = self.r
+        if show:
+            with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
+                decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
+        else:
+            decoded = intake.decode(sf_.path, self.work, stem, channels=info.channels)
+        stats, power = analysis.scan(decoded.work22)
+        if stats.peak < 1e-4:
+            raise intake.IntakeError("digital silence (no signal at all)")
+        if show:
+            with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
+                regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        else:
+            regions, _probs = vad.speech_regions(decoded.work16)
+        return decoded, stats, power, regions
+
+    def _prefetched(self, path: Path):
+        """The worker's result for `path` (its exceptions raised here), or None."""
+        if not self._ahead or self._ahead[0] != path:
+            return None
+        _, stem, sha, info, fut = self._ahead
+        try:
+            result = fut.result()
+        finally:
+            self._ahead = None
+        return stem, sha, info, result
 
     def _intake(self, sf_: intake.SourceFile, seen_sha: dict, known: dict) -> _Source | None:
         r, o = self.r, self.o
         if sf_.path.is_relative_to(self.out):
             return None   # never re-ingest our own clips
-        try:
-            sha = intake.file_sha256(sf_.path)
-        except OSError as exc:
-            raise intake.read_error(exc) from exc
-        if sha in seen_sha:
-            prev = seen_sha[sha]
-            r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
-            return None
-        info = intake.probe(sf_.path)
-        stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
-        with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
-            decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
-        stats, power = analysis.scan(decoded.work22)
-        if stats.peak < 1e-4:
-            raise intake.IntakeError("digital silence (no signal at all)")
-        r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; processing with VAD", tag="AUDIO")
-        with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
-            regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
+        ahead = self._prefetched(sf_.path)
+        if ahead is not None:
+            stem, sha, info, (decoded, stats, power, regions) = ahead
+            r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; decoded and VAD done while the "
+                   "previous source was transcribed", tag="AUDIO")
+        else:
+            try:
+                sha = intake.file_sha256(sf_.path)
+            except OSError as exc:
+                raise intake.read_error(exc) from exc
+            if sha in seen_sha:
+                prev = seen_sha[sha]
+                r.info(f"{sf_.rel}: already in the dataset as {prev.get('name')} (same content); skipped", tag="DUP")
+                return None
+            info = intake.probe(sf_.path)
+            stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
+            r.info(f"{sf_.rel}: original audio duration: {info.duration:.2f}s; processing with VAD", tag="AUDIO")
+            decoded, stats, power, regions = self._analyse(sf_, info, stem)
         if not regions:
             raise intake.IntakeError("no speech found by the voice activity detector")
         fp = _fingerprint(power)
@@ -504,6 +607,7 @@ class Prep:
         wavs.mkdir(parents=True, exist_ok=True)
         limited = []
         floor = clean.noise_floor(src.power, clean.speech_mask(len(src.power), src.regions))
+        self._clip_edges(src, segs, floor)
         noise_sample = self._noise_sample(src)
         src_pauses = clean.pause_measures(src.power, src.regions, None, intake.WORK_RATE)
         if noise_sample is not None:
@@ -514,7 +618,11 @@ class Prep:
             residual = clean.denoise(noise_sample, intake.WORK_RATE, noise_sample)
             floor_after = float(np.mean(np.square(residual, dtype=np.float64)))
         snrs_before, snrs_after = [], []
-        with sf.SoundFile(str(src.decoded.work22)) as f:
+        emb_cache = self.out / ".cache" / "embeddings"
+        if o.speaker_check:
+            emb_cache.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(str(src.decoded.work22)) as f, sf.SoundFile(str(src.decoded.work16)) as f16, \
+                self.r.progress("clips", f"Writing clips of {src.file.rel}", len(segs)) as bar:
             rate = f.samplerate
             for k, s in enumerate(segs):
                 f.seek(int(s.start * rate))
@@ -579,6 +687,8 @@ class Prep:
                 }
                 if s.extended_from is not None:
                     seg["extended_from"] = round(s.extended_from, 3)
+                if s.edge_fixes:
+                    seg["edge_fixes"] = s.edge_fixes
                 seg["speech_seconds"] = round(float(cmask.sum()) * clean.FRAME, 2)
                 seg["snr_db"] = None if snr is None else round(snr, 1)
                 if o.denoise:
@@ -586,6 +696,16 @@ class Prep:
                 seg["pauses"] = pauses.as_dict()
                 self._apply_exclusion(seg)
                 out.append(seg)
+                if o.speaker_check:
+                    # the voice print from the 16 kHz working audio while it is at hand (no re-read)
+                    f16.seek(int(s.start * f16.samplerate))
+                    a16 = f16.read(round(s.duration * f16.samplerate), dtype="float32", always_2d=False)
+                    if len(a16):
+                        emb = clean.speaker_embedding(a16, f16.samplerate)
+                        written.append(emb_cache / f"{seg_id}.npy")
+                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+                            np.save(fh, emb)
+                bar.advance(1)
         if o.denoise and snrs_before and snrs_after:
             b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
             src.entry["quality"]["snr_db_denoised"] = round(a, 1)
@@ -595,6 +715,25 @@ class Prep:
             self.r.info(f"{src.file.rel}: gain reduced on {len(limited)} clip(s), by up to {max(limited):.1f} dB, to keep "
                         "peaks under -1 dBFS (peaky recording: its clips end up a little quieter than the rest)", tag="AUDIO")
         return out
+
+    def _clip_edges(self, src: _Source, segs: list[segment.Segment], floor: float | None) -> None:
+        """Move clip edges out of words and trim noisy or long tails (engine/audio/clipends.py);
+        flag what can't be fixed."""
+        floor_db = None if not floor else 10 * math.log10(floor + 1e-12)
+        dur = src.decoded.duration
+        fixed = 0
+        for k, s in enumerate(segs):
+            lo = segs[k - 1].end if k > 0 else 0.0
+            hi = segs[k + 1].start if k + 1 < len(segs) else dur
+            e = clipends.refine(s.start, s.end, s.words, src.power, floor_db, lo, hi, min_len=self.o.min_seconds)
+            s.start, s.end = e.start, e.end
+            s.flags = sorted(set(s.flags) | set(e.flags))
+            s.edge_fixes = e.fixes
+            fixed += bool(e.fixes)
+        flagged = sum(1 for s in segs if set(s.flags) & set(clipends.FLAGS))
+        if fixed or flagged:
+            self.r.info(f"{src.file.rel}: clip ends: {fixed} fixed (moved to a pause or tail trimmed), {flagged} "
+                        "flagged (cut_end, cut_start, tail_noise, no_tail)", tag="SEG", source=src.entry["id"])
 
     def _noise_sample(self, src: _Source, seconds: float = 10.0) -> np.ndarray | None:
         """Up to `seconds` of the recording's pauses (frames at least 50 ms from speech)."""
@@ -703,40 +842,95 @@ class Prep:
                 r.info(f"'{g[0]['text'][:60]}': {len(g)} occurrences ({', '.join(s['file'] for s in g[:4])})", tag="DUP")
         if loops:
             r.info(f"Found {len(loops)} clips whose transcription repeats itself", tag="DUP")
-        r.info("Re-transcribing duplicate files", tag="DUP")
         if self._needs_asr_model():
             t = self._get_transcriber()
         else:
             t = None
+        # the same sentence said twice is normal: only clips whose text looks doubtful get a second
+        # opinion (low confidence, a duration that does not fit the text, a hallucination or loop)
+        rate = _median_rate(self.manifest["segments"])
+        doubtful = [s for g in dup_groups for s in g
+                    if s["id"] in new_ids and s.get("text_source") != "file" and suspicious(s, rate)]
+        todo = doubtful + [s for s in loops if s not in doubtful]
+        if t is not None and todo:
+            r.info(f"Re-transcribing duplicate files: {len(todo)} doubtful clip(s) of "
+                   f"{sum(len(g) for g in dup_groups) + len(loops)} (the others' text is plausible)", tag="DUP")
+            self._second_pass(todo, t)
+        else:
+            r.info("Re-transcribing duplicate files: none is doubtful (confident words, a duration that fits "
+                   "the text)", tag="DUP")
+        shared = []
         for g in dup_groups:
-            for s in g:
-                if s["id"] in new_ids and t is not None and s.get("text_source") != "file":
-                    self._retranscribe(s, t)
             still = {}
             for s in g:
                 still.setdefault(comparable(s["text"]), []).append(s)
             for same in still.values():
                 if len(same) > 1:
+                    shared.append(same)
                     for s in same:
                         if "duplicate_text" not in s["flags"]:
                             s["flags"] = sorted(set(s["flags"]) | {"duplicate_text"})
-                    r.warn(f"{len(same)} clips still share the text '{same[0]['text'][:60]}' (flagged duplicate_text: "
-                           "review them; the same sentence said twice is fine)", tag="DUP")
+        if shared:
+            n = sum(len(same) for same in shared)
+            r.warn(f"{n} clips in {len(shared)} group(s) still share their text (flagged duplicate_text: review "
+                   "them; the same sentence said twice is fine)", tag="DUP", code="duplicate_text", count=n)
         for s in loops:
-            if t is not None:
-                self._retranscribe(s, t)
             if repeated_loop(s["text"]):
                 r.warn(f"{s['file']}: transcription still repeats itself; left out of training (flag repeated_text)", tag="DUP")
             else:
                 s["flags"] = [f for f in s["flags"] if f != "repeated_text"]
                 self._apply_exclusion(s)
 
+    def _second_pass(self, segs: list[dict], t: Transcriber) -> None:
+        """Whisper's second opinion on `segs`, decoded as one batch, with progress."""
+        with self.r.progress("second_pass", "Re-transcribing doubtful clips", len(segs)) as bar:
+            results = t.retranscribe_batch([self._clip_audio16(s) for s in segs], on_done=bar.advance)
+        for seg, (text, conf) in zip(segs, results):
+            self._take_second_opinion(seg, text, conf)
+
+    def _confidence_filter(self, segs: list[dict]) -> None:
+        """--min-confidence: clips whisper was unsure of, or whose two passes disagree, are left
+        out of training with the flag `doubtful` (restorable in Review)."""
+        floor = self.o.min_confidence
+        if floor is None:
+            return
+        out = []
+        for s in segs:
+            if s.get("text_source") == "file" or not ds.included(s):
+                continue
+            second = s.get("second_pass")
+            disagree = bool(second and second.get("text") and comparable(second["text"]) != comparable(
+                s.get("text_first_pass", s["text"])))
+            if s.get("confidence", 0.0) < floor or disagree:
+                s["flags"] = sorted(set(s["flags"]) | {"doubtful"})
+                s["doubtful_reason"] = ("the two whisper passes disagree" if disagree
+                                        else f"confidence {s.get('confidence', 0.0):.2f} < {floor:g}")
+                self._apply_exclusion(s)
+                out.append(s)
+        if out:
+            self.r.warn(f"{len(out)} clip(s) left out as doubtful (confidence under {floor:g} or the two whisper "
+                        "passes disagree; flag doubtful, restore them in Review)", tag="DATA", code="doubtful",
+                        count=len(out))
+
+    def _content(self) -> None:
+        """The content report (engine/prep/content.py), stored in dataset.json, shown, and advice."""
+        o, r = self.o, self.r
+        usable = [s for s in self.manifest["segments"] if ds.included(s)]
+        with r.progress("content", "Content report", None):
+            rep = content.content_report(usable, self.manifest["sources"], o.language, o.min_seconds, o.max_seconds,
+                                         Path(o.model).expanduser() if o.model else None)
+        self.manifest["content"] = rep
+        r.info("Content report:", tag="DATA", details=content.lines(rep))
+        r.event("content_report", content=rep)
+        for code, msg in content.advice(rep):
+            r.warn(msg, tag="DATA", code=code)
+
     def _needs_asr_model(self) -> bool:
         return any(src.get("transcript") == "asr" for src in self.manifest["sources"])
 
-    def _retranscribe(self, seg: dict, t: Transcriber) -> None:
-        text, conf = t.retranscribe(self._clip_audio16(seg))
+    def _take_second_opinion(self, seg: dict, text: str, conf: float) -> None:
         text = normalize_text(text, self.o.language)
+        seg["second_pass"] = {"text": text, "confidence": round(conf, 3)}
         # a second opinion replaces the first only when whisper is at least as sure of it
         if text and comparable(text) != comparable(seg["text"]) and conf >= seg.get("confidence", 0.0) - 0.02 \
                 and not repeated_loop(text):

@@ -48,6 +48,11 @@ def register(sub) -> None:
     p.add_argument("--speaker-threshold", type=float, default=None, metavar="SIM",
                    help="cosine similarity under which a clip counts as another speaker "
                    "(default: adaptive, between 0.70 and 0.93; see docs/prep.md)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="leave out clips whose mean word probability is under P, or whose two whisper passes "
+                   "disagree (flag doubtful; restore them in Review). Default: keep them, flagged low_confidence")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="base XTTS model folder: the content report measures its vocab.json's coverage of the text")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (messages go to stderr)")
     p.set_defaults(func=run)
 
@@ -85,6 +90,7 @@ def run(args) -> int:
             seed=args.seed, normalize=not args.no_normalize, target_lufs=args.target_lufs,
             transcripts=args.transcripts, batch_size=args.batch_size, denoise=args.denoise,
             speaker_check=args.speaker_check, speaker_ref=args.speaker_ref, speaker_threshold=args.speaker_threshold,
+            min_confidence=args.min_confidence, model=args.model,
         )
         reporter.event("state", state="running", job="prep", pid=os.getpid())
         result = run_prep(opts, reporter, lock=False)

@@ -22,7 +22,7 @@ TRAIN_CSV = "metadata_train.csv"
 EVAL_CSV = "metadata_eval.csv"
 MANIFEST = "dataset.json"
 # flags that keep a clip out of the CSVs unless the user restores it
-EXCLUDING_FLAGS = {"hallucination", "repeated_text", "empty_text", "other_speaker"}
+EXCLUDING_FLAGS = {"hallucination", "repeated_text", "empty_text", "other_speaker", "doubtful"}
 
 
 class DatasetError(Exception):

@@ -70,7 +70,13 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="e.g. models/xtts/myvoice")
     p.add_argument("--checkpoint", default="best", help="best | last | PATH")
-    p.add_argument("--force", action="store_true", help="overwrite an existing folder")
+    p.add_argument("--speaker-name", default=None,
+                   help="name of the finetuned voice in the export's speakers_xtts.pth (default: the dataset's "
+                   "speaker), usable as `speaker=NAME` in coqui-tts and in AllTalk's voice list")
+    p.add_argument("--no-speaker", action="store_true",
+                   help="do not add the voice to speakers_xtts.pth (keep the base model's speakers only)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing folder; replace a base speaker of the same --speaker-name")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth", help="speak a sentence with a model folder")
@@ -426,11 +432,17 @@ def cmd_export(args) -> int:
     from engine.model.files import ModelFilesError
 
     try:
-        res = export_run(args.run, args.out, checkpoint=args.checkpoint, force=args.force)
+        res = export_run(args.run, args.out, checkpoint=args.checkpoint, force=args.force,
+                         speaker_name=args.speaker_name, add_speaker=not args.no_speaker)
     except (ExportError, ModelFilesError) as exc:
         raise UserError(str(exc)) from None
     print(f"[MODEL] exported {res['checkpoint']} (global step {res['step']}) to {res['out']}")
     print(f"- model.pth {res['model_pth_bytes'] / 1e6:.1f} MB; reference clips: {', '.join(res['references']) or 'none'}")
+    if res.get("speaker"):
+        print(f"- named voice {res['speaker']!r} added to speakers_xtts.pth ({res['speakers']} speakers): "
+              f"coqui-tts `speaker={res['speaker']!r}`, AllTalk's voice list")
+    elif not args.no_speaker:
+        print("- no named voice: the dataset has no clip to compute it from")
     return 0
 
 

@@ -70,6 +70,13 @@ OPTIONS: list[Option] = [
     Option("frozen_off_gpu", bool, True, "keep the modules GPT training never runs (HiFiGAN decoder, speaker "
            "encoder, DVAE decoder) on the CPU"),
     Option("grad_clip", float, 0.0, "clip gradient norm to this value; 0 = off", 0.0, 1000.0),
+    Option("text_ce_weight", float, 0.01, "weight of the text cross-entropy in the loss (coqui's "
+           "gpt_loss_text_ce_weight; the guide's custom loss: raise it to stress pronunciation)", 0.0, 10.0),
+    Option("mel_ce_weight", float, 1.0, "weight of the audio-token (mel) cross-entropy in the loss (coqui's "
+           "gpt_loss_mel_ce_weight: the sound itself)", 0.0, 10.0),
+    Option("vram_fraction", float, 0.0, "cap this process at this share of the GPU's memory (torch's "
+           "per-process memory fraction; AllTalk uses 0.95) for GPUs shared with other work; 0 = no cap",
+           0.0, 1.0),
     Option("save_every_steps", int, 1000, "write a checkpoint every N optimizer steps; 0 = only at "
            "the end and on stop", 0, 10_000_000),
     Option("keep_checkpoints", int, 2, "keep at most K checkpoints (the best model is kept apart)", 1, 100),
@@ -179,6 +186,9 @@ def resolve(cli_values: dict, toml_path: str | None = None) -> dict:
     for k in ("dataset", "model", "run"):
         if not merged.get(k):
             raise ConfigError(f"--{k} is required (on the command line or in --config)")
+    if merged["text_ce_weight"] == 0 and merged["mel_ce_weight"] == 0:
+        raise ConfigError("--text-ce-weight and --mel-ce-weight are both 0: the loss would be 0 and nothing "
+                          "would be learned")
     if merged["adamw_8bit"] and merged["optimizer"] != "adamw":
         raise ConfigError("--adamw-8bit needs --optimizer adamw")
     if merged["optimizer"] != "adamw" and merged["weight_decay"] and merged["weight_decay"] != 1e-2:

@@ -17,7 +17,7 @@ from engine.cli import UserError
 from engine.train import config as tc
 
 MEMORY_OPTIONS = ("batch_size", "max_audio_seconds", "precision", "grad_checkpointing", "tanh_gelu", "fused_adamw",
-                  "adamw_8bit", "frozen_off_gpu", "optimizer", "keep_checkpoints")
+                  "adamw_8bit", "frozen_off_gpu", "optimizer", "keep_checkpoints", "vram_fraction")
 NO_GPU_GB = 12  # the guide's minimum
 
 

@@ -170,6 +170,11 @@ def resolve_options(cfg: dict, device: str, gpu: dict, dims=None, planning: bool
             notes.append(("warn", f"--adamw-8bit: {why}; using {'fused ' if cfg.get('fused_adamw') else ''}AdamW"))
             cfg["adamw_8bit"] = False
     total = int(gpu.get("total_mb", 0) * 2**20) if device == "cuda" else 0
+    frac = float(cfg.get("vram_fraction") or 0)
+    if device == "cuda" and 0 < frac < 1:
+        notes.append(("info", f"VRAM cap: {frac:g} of {total / 2**30:.1f} GiB = {frac * total / 2**30:.1f} GiB for "
+                              "this run (--vram-fraction)"))
+        total = int(total * frac)
     gc_auto = cfg.get("grad_checkpointing") == "auto"
     if gc_auto:
         on = device == "cuda" and em.needs_checkpointing(cfg, total, dims=dims)
@@ -182,7 +187,8 @@ def resolve_options(cfg: dict, device: str, gpu: dict, dims=None, planning: bool
     fits = est["gpu_bytes"] <= total if device == "cuda" else None
     if device == "cuda":
         line = (f"Memory estimate for batch {cfg['batch_size']} x {float(cfg['max_audio_seconds']):g} s clips: "
-                f"{est['summary']}; this GPU has {total / 2**30:.1f} GiB")
+                f"{est['summary']}; this GPU has {total / 2**30:.1f} GiB"
+                + (" under the --vram-fraction cap" if 0 < frac < 1 else ""))
         if not fits:
             line += f" (largest batch that fits: {largest})" if largest else " (not even batch 1 fits: shorter clips)"
         notes.append(("info" if fits else "warn", line))

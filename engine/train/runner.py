@@ -90,7 +90,12 @@ class Engine:
         self.dist_gpus: list | None = None  # latest per-rank GPU samples (distributed runs)
         self._gather_state: dict = {}
         # only global rank 0 writes events.jsonl (and checkpoints, best model, samples)
-        self.events = EventWriter(self.run / "events.jsonl") if self.dist.is_main else dist_mod.NullEvents()
+        if self.dist.is_main:  # events.jsonl (the studio's source), mirrored into R/tensorboard/
+            from engine.train.tensorboard import TensorBoardEvents
+
+            self.events = TensorBoardEvents(EventWriter(self.run / "events.jsonl"), self.run)
+        else:
+            self.events = dist_mod.NullEvents()
         from rich.console import Console
 
         console = Console(file=sys.stdout, no_color=True, force_terminal=False, width=160, soft_wrap=True)
@@ -288,6 +293,7 @@ class Engine:
             f"- Learning Rate Scheduler: {sched}",
             f"- Optimizer: {tc.OPTIMIZERS[cfg['optimizer']]}",
             f"- Precision: {cfg['precision']}",
+            f"- Loss weights: text_ce {cfg.get('text_ce_weight', 0.01):g}, mel_ce {cfg.get('mel_ce_weight', 1.0):g}",
         ])
         # GPU
         want = cfg["device"]
@@ -366,6 +372,10 @@ class Engine:
             from engine.train import distributed as dist_mod
 
             dist_mod.init_process_group(self.dist)
+        frac = float(cfg.get("vram_fraction") or 0)
+        if self.device == "cuda" and 0 < frac < 1:  # a shared GPU: this process allocates at most frac of it
+            torch.cuda.set_per_process_memory_fraction(frac, torch.cuda.current_device())
+            self.rep.info(f"GPU memory capped at {frac:g} of the card for this process (--vram-fraction)", tag="GPU")
         from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTArgs, GPTTrainer, GPTTrainerConfig  # noqa: F401
 
         torch.set_num_threads(threads)  # the XTTS dataset module sets 1 on import (STACK.md)
@@ -921,6 +931,9 @@ def build_coqui_config(cfg: dict, info, run_eval: bool):
     margs.setdefault("gpt_num_audio_tokens", 1026)
     margs.setdefault("gpt_start_audio_token", 1024)
     margs.setdefault("gpt_stop_audio_token", 1025)
+    # the guide's "Custom Loss Functions": coqui's weights of the two cross-entropies (older runs: defaults)
+    margs["gpt_loss_text_ce_weight"] = float(cfg.get("text_ce_weight", 0.01))
+    margs["gpt_loss_mel_ce_weight"] = float(cfg.get("mel_ce_weight", 1.0))
     opt_name, opt_params = tc.optimizer_spec(cfg)
     mixed = cfg["precision"] != "fp32"
     return GPTTrainerConfig(

@@ -49,10 +49,15 @@ class FakeTranscriber:
     def __init__(self, text, conf):
         self.text, self.conf, self.calls = text, conf, 0
 
-    def retranscribe(self, audio):
-        self.calls += 1
-        assert audio.dtype == np.float32 and len(audio) > 0
-        return self.text, self.conf
+    def retranscribe_batch(self, audios, on_done=None):
+        out = []
+        for audio in audios:
+            self.calls += 1
+            assert audio.dtype == np.float32 and len(audio) > 0
+            out.append((self.text, self.conf))
+        if on_done:
+            on_done(len(audios))
+        return out
 
 
 def _manifest_with_loop(tmp_path):

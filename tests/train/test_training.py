@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,34 @@ def test_export_loads_in_coqui_and_carries_the_trained_weights(main_run, tmp_pat
     wav_out = tmp_path / "hello.wav"
     proc = xtts_ft("synth", out, "--text", "Hello from the export.", "--speaker-wav", refs[0], "--out", wav_out)
     assert wav_out.is_file() and "wrote" in proc.stdout
+    # the named voice (issue 13): the dataset's speaker is added to speakers_xtts.pth beside the base's
+    # speakers, and coqui-tts' own API speaks by that name without a reference WAV
+    name = "tester"
+    base = torch.load(Path(read_json(run / "run_config.json")["model"]) / "speakers_xtts.pth", weights_only=True)
+    spk = torch.load(out / "speakers_xtts.pth", weights_only=True)
+    assert set(spk) == set(base) | {name} and name not in base
+    for k in base:
+        assert torch.equal(spk[k]["gpt_cond_latent"], base[k]["gpt_cond_latent"])
+    voice = spk[name]
+    assert list(voice) == ["gpt_cond_latent", "speaker_embedding"]  # coqui unpacks .values() in this order
+    assert voice["gpt_cond_latent"].shape == (1, 32, 64) and voice["speaker_embedding"].shape == (1, 512, 1)
+    assert name in model.speaker_manager.speaker_names
+    settings = {k: config[k] for k in ("temperature", "length_penalty", "repetition_penalty", "top_k", "top_p")}
+    torch.manual_seed(3)
+    by_name = model.synthesize("Hello there.", speaker=name, language="en", max_new_tokens=30)["wav"]
+    torch.manual_seed(3)
+    direct = model.inference("Hello there.", "en", voice["gpt_cond_latent"], voice["speaker_embedding"],
+                             max_new_tokens=30, **settings)["wav"]
+    assert len(by_name) > 0 and np.array_equal(np.asarray(by_name), np.asarray(direct))
+    # the latents were computed by the finetuned model from the references (not copied from a base voice)
+    latent, emb = model.get_conditioning_latents(audio_path=[str(r) for r in refs], gpt_cond_len=30,
+                                                 max_ref_length=60)
+    assert torch.allclose(latent, voice["gpt_cond_latent"], atol=1e-5)
+    assert "Named voice" in (out / "README.md").read_text() and f"speaker={name!r}" in (out / "README.md").read_text()
+    # a name the base already has is refused (one line), unless --force
+    clash = xtts_ft("export", run, "--out", tmp_path / "other", "--speaker-name", next(iter(base)), check=False)
+    assert clash.returncode == 2 and "already a speaker of the base model" in clash.stderr
+    assert len(clash.stderr.strip().splitlines()) == 1 and not (tmp_path / "other").exists()
 
 
 # ---------------------------------------------------------------- crash, survival, stop, resume

@@ -215,3 +215,131 @@ async def test_preset_label_says_custom_once_a_value_changes(workspace):
         await pilot.pause(0.3)
         assert app.screen.query_one("#p-preset", Select).value == Select.NULL
         assert app.screen.query_one("#p-epochs").value == "14"
+
+
+@sync
+async def test_help_screen_from_the_key_and_the_palette(workspace):
+    """? opens the studio's help (what the screen is for, its keys); Escape and ? close it; the
+    palette finds it by "help" and no longer offers Textual's generic key panel."""
+    from tui.widgets.help import HelpScreen
+
+    app = make_app(root=workspace, start="train", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "train")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        text = str(app.screen.query_one("#help-text").render())
+        assert "Follow a run" in text and "Stop now" in text and "F1-F6" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="escape closes")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="? closes")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Help" in titles and "Keys" not in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"help")
+        await pilot.pause(0.8)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help from the palette")
+        assert "Follow a run" in str(app.screen.query_one("#help-text").render())
+
+
+def _footer_keys(screen):
+    """(key, description, fits) of every key the footer shows: fits when the whole label lies
+    left of the palette hint, inside 80 columns."""
+    from textual.widgets._footer import FooterKey
+
+    keys = list(screen.query(FooterKey))
+    limit = min(screen.size.width, *(k.region.x for k in keys if k.description == "palette")) \
+        if any(k.description == "palette" for k in keys) else screen.size.width
+    return [(k.key, k.description, k.region.width > 0 and k.region.right <= limit) for k in keys
+            if k.description != "palette"]
+
+
+@sync
+async def test_every_footer_key_is_visible_at_80x24(workspace):
+    """The busiest state of each screen (a running run with an alert; a dataset; samples): no
+    footer key is cut off or pushed out, Training's Stop now included."""
+    from helpers import make_dataset, record_run
+
+    ds = make_dataset(workspace / "datasets" / "voice")
+    live = record_run(workspace / "runs" / "live", alerts=True, final=None)
+    (live / "run_config.json").write_text(__import__("json").dumps({"dataset": str(ds), "epochs": 3}))
+    _alive(live)
+    app = make_app(root=workspace, run=live, dataset=ds, query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.run_model.alive and app.run_model.final is False or app.run_model.alive,
+                    what="run followed")
+        seen = {}
+        for key, mode in zip("123456", ("home", "prep", "review", "params", "train", "results")):
+            await pilot.press(key)
+            await until(pilot, lambda: app.current_mode == mode, what=mode)
+            if mode == "home":
+                await until(pilot, lambda: len(app.screen.rows) == 2, what="home rows")
+                app.screen.query_one("#home-table").move_cursor(row=1)
+            if mode == "prep":
+                app.screen.query_one("#tree").focus()
+            if mode == "train":
+                await until(pilot, lambda: app.screen.query_one("#banner").has_class("shown"), what="banner")
+            await pilot.pause(0.5)
+            keys = _footer_keys(app.screen)
+            seen[mode] = {d for _k, d, _f in keys}
+            cut = [(k, d) for k, d, fits in keys if not fits]
+            assert not cut, f"{mode}: footer keys cut at 80 columns: {cut}"
+        assert {"Stop", "Stop now", "Detach", "Dismiss", "Help"} <= seen["train"]
+        assert {"Attach", "New project", "Help"} <= seen["home"]
+        assert {"Edit", "Drop", "Undo", "Play", "Quit"} <= seen["review"] or {"Edit", "Drop", "Play"} <= seen["review"]
+
+
+@sync
+async def test_step_bar_keeps_the_run_name_at_80_columns(workspace):
+    name = "demo-voice-1204-1730"
+    install_run("stopped_run", workspace / "runs" / name)
+    app = make_app(root=workspace, run=workspace / "runs" / name, start="train", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "train" and app.run_model.state == "stopped")
+        await pilot.pause(0.3)
+        bar = app.screen.query_one("#stepbar")
+        line = str(bar.render())
+        assert name in line and len(line) <= 80, line
+        assert "5 Train" in line and "1 Home" in line
+        bar.set_fkeys(True)  # F-keys, shown while typing, are longer: still the whole name
+        await pilot.pause(0.2)
+        assert name in str(bar.render())
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.3)
+        assert f"run {name}" in str(app.screen.query_one("#stepbar").render())
+
+
+@sync
+async def test_long_log_lines_scroll_sideways_and_banners_are_whole(workspace):
+    """Training at 80x24: a log line longer than the screen can be scrolled to its end, and a
+    live small-dataset alert shows its whole message and advice in the banner."""
+    from helpers import record_run
+
+    live = record_run(workspace / "runs" / "live", final=None)
+    _alive(live)
+    app = make_app(root=workspace, run=live, start="train", query_gpu=False, poll=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "train" and app.run_model.global_step == 30)
+        scr = app.screen
+        log = scr.query_one("#train-log")
+        await until(pilot, lambda: log.virtual_size.width > log.size.width, what="a line wider than the log")
+        log.focus()
+        await pilot.press("end", "right", "right", "right")
+        await pilot.pause(0.2)
+        assert log.scroll_x > 0
+        with open(live / "events.jsonl", "a") as fh:
+            fh.write(__import__("json").dumps({
+                "v": 1, "ts": time.time(), "type": "log", "tag": "DATA", "level": "warning",
+                "msg": "Very small training dataset",
+                "details": ["14 clips, 1.0 minutes; the guide recommends several minutes of clean speech"]}) + "\n")
+        banner = scr.query_one("#banner")
+        await until(pilot, lambda: banner.has_class("shown"), what="banner")
+        await pilot.pause(0.3)
+        needed = banner.get_content_height(banner.region, banner.region, banner.content_region.width)
+        assert banner.content_region.height >= needed, (banner.content_region.height, needed)
+        assert "varied sentence lengths" in str(banner.render())

@@ -34,7 +34,7 @@ class HomeScreen(StudioScreen):
         Binding("a", "attach", "Attach", id="home.attach"),
         Binding("n", "new", "New project", id="home.new"),
         Binding("t", "train", "Train it", id="home.train"),
-        Binding("f", "refresh", "Refresh", id="home.refresh"),
+        Binding("f", "refresh", "Refresh", show=False, id="home.refresh"),  # it refreshes every 3 s
     ]
 
     def __init__(self) -> None:

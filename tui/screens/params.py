@@ -451,8 +451,8 @@ class ParamsScreen(StudioScreen):
     def _changed(self, event) -> None:
         wid = event.control.id or ""
         if not self.form_ready:
-            return  # the Changed messages of the widgets' first values (the saved form)
-        if wid == "p-preset":
+            pass  # the widgets' first values (the saved form): no preset applied over them
+        elif wid == "p-preset":
             if event.value != Select.NULL and event.value in PRESETS:
                 for k, v in PRESETS[event.value][1].items():
                     w = self.query_one(f"#p-{k}")

@@ -121,8 +121,10 @@ class PrepScreen(StudioScreen):
     MODE = "prep"
     BINDINGS = [
         Binding("ctrl+r", "run_prep", "Run prep", id="prep.run", priority=True),
-        Binding("ctrl+a", "add_source", "Add source", id="prep.add", priority=True),
-        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True),
+        Binding("ctrl+a", "add_source", "Add", id="prep.add", priority=True,
+                tooltip="Add the file or folder under the tree's cursor to the sources"),
+        Binding("ctrl+d", "remove_source", "Remove", id="prep.remove", priority=True,
+                tooltip="Remove the selected source from the list"),
         Binding("ctrl+x", "stop_prep", "Stop prep", id="prep.stop", priority=True),
         Binding("ctrl+t", "next_tab", "Next tab", id="prep.tab", priority=True),
         Binding("ctrl+u", "tree_up", "Tree: parent folder", show=False, id="prep.up"),
@@ -402,6 +404,11 @@ class PrepScreen(StudioScreen):
                 args += ["--speaker-ref", str(Path(v["speaker_ref"]).expanduser().resolve())]
             if v["speaker_threshold"]:
                 args += ["--speaker-threshold", v["speaker_threshold"]]
+        from tui.screens.params import default_base_model
+
+        base = default_base_model(self.app.studio.models_dir)
+        if base is not None and (base / "vocab.json").is_file():
+            args += ["--model", str(base)]          # the content report's token coverage
         try:
             self.app.start_prep(args, out)
         except OSError as exc:
@@ -586,6 +593,25 @@ def cleaning_report(m: dict) -> Text:
     return t
 
 
+def content_section(m: dict) -> Text:
+    """The content report prep stored (engine/prep/content.py) and the clip-end flags, in lines."""
+    from engine.prep import content
+
+    t = Text()
+    rep = m.get("content")
+    if rep:
+        t.append("Content\n", style="bold")
+        for line in content.lines(rep):
+            t.append(f" {line}\n", style="yellow" if "missing" in line or "not available" in line else "")
+    used = [s for s in m.get("segments", []) if not s.get("excluded")]
+    ends = {f: sum(1 for s in used if f in s.get("flags", [])) for f in ("cut_end", "cut_start", "tail_noise", "no_tail")}
+    fixed = sum(1 for s in used if s.get("edge_fixes"))
+    if any(ends.values()) or fixed:
+        flagged = ", ".join(f"{n} {f.replace('_', ' ')}" for f, n in ends.items() if n) or "none flagged"
+        t.append(f"Clip ends: {fixed} fixed by prep; {flagged}\n", style="yellow" if any(ends.values()) else "")
+    return t
+
+
 def quality_report(folder: Path, m: dict) -> Text:
     segs = m.get("segments", [])
     used = [s for s in segs if not s.get("excluded")]
@@ -621,6 +647,7 @@ def quality_report(folder: Path, m: dict) -> Text:
         t.append(f"Source SNR: worst {lo:.0f} dB\n" if lo < 60 else "Source SNR: >60 dB in every file\n",
                  style="yellow" if lo < 25 else "")
     t.append_text(cleaning_report(m))
+    t.append_text(content_section(m))
     warns = m.get("warnings", [])
     if warns:
         t.append(f"Warnings ({len(warns)}):\n", style="bold yellow")

@@ -17,14 +17,18 @@ from tui.messages import JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
 from tui.widgets.dialogs import Choose, Prompt
 
-FILTERS = ["all", "flagged", "too_short", "too_long", "duplicate_text", "low_confidence", "hallucination",
-           "clipped", "other_speaker", "noisy", "music", "reverb", "dropped", "edited"]
-SORTS = ["source", "duration", "confidence", "similarity", "snr", "flags"]
+FILTERS = ["all", "flagged", "too_short", "too_long", "duplicate_text", "low_confidence", "doubtful", "clip_ends",
+           "hallucination", "clipped", "other_speaker", "noisy", "music", "reverb", "dropped", "edited"]
+SORTS = ["source", "duration", "confidence", "similarity", "snr", "ends", "flags"]
+# prep's clip-end checks (engine/audio/clipends.py): one filter and one sort for all four
+CLIP_END_FLAGS = ("cut_end", "cut_start", "tail_noise", "no_tail")
 # prep's cleaning checks (docs/prep.md): thresholds used to colour the numbers
 SIM_WARN, SNR_WARN = 0.80, 15.0
 SHORT_FLAGS = {"too_short": "short", "too_long": "long", "duplicate_text": "dup", "duplicate": "dup",
                "low_confidence": "lowconf", "hallucination": "halluc", "repeated_text": "repeat",
-               "empty_text": "empty", "clipped": "clip", "other_speaker": "voice?", "retranscribed": "re-asr"}
+               "empty_text": "empty", "clipped": "clip", "other_speaker": "voice?", "retranscribed": "re-asr",
+               "cut_end": "cut>", "cut_start": "<cut", "tail_noise": "tail~", "no_tail": "notail",
+               "doubtful": "doubt"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -84,13 +88,13 @@ class ReviewScreen(StudioScreen):
     MODE = "review"
     BINDINGS = [
         Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the transcript"),
-        Binding("d", "drop", "Drop/keep", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
+        Binding("d", "drop", "Drop", id="review.drop", tooltip="Drop the clip, or restore a dropped one"),
         Binding("m", "merge", "Merge", id="review.merge", tooltip="Merge with the next clip of the source"),
         Binding("s", "split", "Split", id="review.split"),
         Binding("u", "undo", "Undo", id="review.undo"),
         Binding("p", "play", "Play", id="review.play"),
-        Binding("f", "filter", "Filter", id="review.filter"),
-        Binding("o", "sort", "Sort", id="review.sort"),
+        Binding("f", "filter", "Filter", show=False, id="review.filter"),  # named in the header
+        Binding("o", "sort", "Sort", show=False, id="review.sort"),
     ]
 
     def __init__(self) -> None:
@@ -171,6 +175,8 @@ class ReviewScreen(StudioScreen):
             segs = [s for s in segs if [x for x in s.get("flags", []) if x not in ("edited", "retranscribed")]]
         elif f == "dropped":
             segs = [s for s in segs if s.get("excluded")]
+        elif f == "clip_ends":
+            segs = [s for s in segs if set(CLIP_END_FLAGS) & set(s.get("flags", []))]
         elif f != "all":
             segs = [s for s in segs if f in s.get("flags", []) or (f == "duplicate_text" and "duplicate" in s.get("flags", []))]
         order = {src["id"]: i for i, src in enumerate(self.manifest.get("sources", []))}
@@ -184,6 +190,9 @@ class ReviewScreen(StudioScreen):
             segs = sorted(segs, key=lambda s: _num(s.get("speaker_similarity"), 9.0))
         elif self.sort == "snr":
             segs = sorted(segs, key=lambda s: _num(s.get("snr_db"), 999.0))
+        elif self.sort == "ends":        # clips with a cut or noisy end first, the worst (most flags) on top
+            segs = sorted(segs, key=lambda s: (-len(set(CLIP_END_FLAGS) & set(s.get("flags", []))),
+                                               order.get(s["source"], 999), float(s.get("start", 0))))
         else:
             segs = sorted(segs, key=lambda s: -len(s.get("flags", [])))
         return segs

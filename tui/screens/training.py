@@ -33,14 +33,15 @@ def _f(x, nd=4):
 class TrainingScreen(StudioScreen):
     MODE = "train"
     BINDINGS = [
-        Binding("s", "stop", "Stop (safe)", id="train.stop"),
+        Binding("s", "stop", "Stop", id="train.stop", tooltip="Stop safely: finish the step, write a checkpoint"),
+        Binding("k", "stop_now", "Stop now", id="train.kill", tooltip="Stop at once, without a checkpoint"),
         Binding("r", "resume", "Resume", id="train.resume"),
-        Binding("d", "detach", "Detach & quit", id="train.detach"),
+        Binding("d", "detach", "Detach", id="train.detach", tooltip="Quit the studio; the run goes on"),
         Binding("e", "toggle_early_stop", "Early stop", id="train.early"),
-        Binding("c", "cycle_curve", "Curve", id="train.curve"),
-        Binding("x", "dismiss_alert", "Dismiss alert", id="train.dismiss"),
-        Binding("o", "open_run", "Open run", id="train.open"),
-        Binding("k", "stop_now", "Stop now", show=False, id="train.kill"),
+        Binding("x", "dismiss_alert", "Dismiss", id="train.dismiss", tooltip="Dismiss the alert banner"),
+        # named in the plot title and the help screen: the footer keeps the keys a run needs
+        Binding("c", "cycle_curve", "Curve", show=False, id="train.curve"),
+        Binding("o", "open_run", "Open run", show=False, id="train.open"),
     ]
 
     def __init__(self) -> None:
@@ -239,7 +240,13 @@ class TrainingScreen(StudioScreen):
         r = m.ram
         if r and r.get("total_mb"):
             used = (r["total_mb"] - r.get("available_mb", 0)) / 1024
-            extra = f"run {r['process_rss_mb'] / 1024:.1f}" if r.get("process_rss_mb") is not None else ""
+            rss = r.get("process_rss_mb")
+            extra = ""
+            if rss is not None:
+                # the run's resident memory counts pages the system may call cached (shared, mapped
+                # files): it can exceed "used"; the bar then shows at least the run's share
+                used = max(used, rss / 1024)
+                extra = f"run {rss / 1024:.1f} GB"
             ram.show("RAM", used, r["total_mb"] / 1024, "GB", extra)
         else:
             ram.show("RAM", None, None, message="waiting for a sample" if m.run else "–")

@@ -14,6 +14,8 @@ STEPS = [
     ("results", "6", "Results"),
 ]
 
+SHORT_LABELS = {"Review": "Rev", "Params": "Par", "Results": "Res"}  # when a long run name needs the room
+
 TAG_STYLES = {
     "INFO": "cyan", "MODEL": "magenta", "GPU": "green", "AUDIO": "blue", "SEG": "bright_blue",
     "DUP": "yellow", "DATA": "bright_cyan", "TRAIN": "bright_green", "ERROR": "bold red",
@@ -47,27 +49,54 @@ class StepBar(Static):
     def on_mount(self) -> None:
         self.update(self._markup())
 
+    def on_resize(self) -> None:
+        self.update(self._markup(), layout=False)
+
+    def _items(self, gap: bool, short: bool) -> list[tuple[str, str]]:
+        """(mode, text) of each step as drawn."""
+        out = []
+        for mode, key, label in STEPS:
+            if short and mode != self.current:
+                label = SHORT_LABELS.get(label, label)
+            out.append((mode, f" {'F' + key if self.fkeys else key} {label} " + (" " if gap else "")))
+        return out
+
+    def _layout(self) -> tuple[list[tuple[str, str]], str]:
+        """The first of ever more compact forms that leaves the whole context (the run's or the
+        dataset's name) visible: no gaps, then no "run"/"dataset" word, then short step names."""
+        width = self.size.width or 80
+        words = self.context.split(" ", 1)
+        bare = words[1] if len(words) == 2 and words[0] in ("run", "dataset") else self.context
+        forms = [(True, False, self.context), (False, False, self.context), (False, False, bare),
+                 (False, True, bare)]
+        for gap, short, ctx in forms:
+            items = self._items(gap, short)
+            if not ctx or sum(len(x) for _m, x in items) + 2 + len(ctx) <= width:
+                return items, ctx
+        return items, ctx
+
     def _markup(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
-        for mode, key, label in STEPS:
-            style = "bold reverse" if mode == self.current else ""
-            t.append(f" {'F' + key if self.fkeys else key} {label} ", style=style or None)
-            t.append(" ")
-        if self.context:
+        items, ctx = self._layout()
+        for mode, text in items:
+            t.append(text.rstrip(" ") + " " if text.endswith("  ") else text,
+                     style="bold reverse" if mode == self.current else None)
+            if text.endswith("  "):
+                t.append(" ")
+        if ctx:
             t.append("│ ", style="dim")
-            t.append(self.context, style="italic")
+            t.append(ctx, style="italic")
         return t
 
     def on_click(self, event) -> None:
         # map the x position to a step
         x = event.x
         pos = 0
-        for mode, key, label in STEPS:
-            width = len(f" {'F' + key if self.fkeys else key} {label} ") + 1
-            if pos <= x < pos + width:
+        for mode, text in self._layout()[0]:
+            if pos <= x < pos + len(text):
                 self.app.action_goto(mode)
                 return
-            pos += width
+            pos += len(text)
 
 
 def bar(frac: float | None, width: int) -> str:
@@ -118,7 +147,7 @@ class AlertBanner(Static):
 
     DEFAULT_CSS = """
     AlertBanner {
-        display: none; height: auto; max-height: 4; width: 1fr;
+        display: none; height: auto; max-height: 8; width: 1fr;
         background: $error; color: $text; text-style: bold; padding: 0 1;
     }
     AlertBanner.warning { background: $warning; color: $background; }
@@ -150,7 +179,8 @@ class AlertBanner(Static):
 
 
 class TagLog(RichLog):
-    """The guide's tagged lines ([INFO] [MODEL] [GPU] ... [WARNING]); appends only new lines."""
+    """The guide's tagged lines ([INFO] [MODEL] [GPU] ... [WARNING]); appends only new lines.
+    Lines are not cut: focus the log (tab, or a click) and ← → scroll it sideways."""
 
     DEFAULT_CSS = """
     TagLog { height: 1fr; border: none; background: $surface; }
@@ -175,7 +205,8 @@ class TagLog(RichLog):
             return
         # one write for the whole batch: one refresh however many lines arrived since the last tick
         batch = Text("\n", no_wrap=True).join(format_log_line(level, tag, msg) for level, tag, msg in lines)
-        self.write(batch, scroll_end=True)
+        # shrink=False: a long line keeps its end and the log scrolls sideways (focus it: ← →)
+        self.write(batch, scroll_end=True, shrink=False)
 
 
 def format_log_line(level: str, tag: str, msg: str) -> Text:
