@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, events, final_state, wait_for, xtts_ft
+
 from engine import locks
 from engine.train import checkpoints as ck
 from engine.train import process
