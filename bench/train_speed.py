@@ -103,7 +103,7 @@ def draw_lengths(dataset: Path, seed: int, epochs: int, batch: int) -> dict:
     for r in rows:
         info = sf.info(str(dataset / r))
         lengths.append(int(info.frames * 22050 / info.samplerate))
-    lo, hi = 66150, 132300  # min/max conditioning length (engine/train/runner.py)
+    lo, hi = 66150, 132300  # min/max conditioning length (engine/train/build.py)
 
     def draw(n_clips: int) -> int:
         random.choice(["en"])

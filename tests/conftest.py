@@ -6,6 +6,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")     # tests never reach a model hub
+# engine processes started by the tests load tests/faults/sitecustomize.py: fault injection
+# (XTTS_FT_FAULT=oom@N,sleep@S,slow-checkpoint@N) wrapped around the engine from outside
+_faults = str(Path(__file__).parent / "faults")
+if _faults not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_faults, os.environ.get("PYTHONPATH")) if p)
 
 import speechgen  # noqa: E402
 

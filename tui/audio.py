@@ -39,9 +39,8 @@ def remote_terminal() -> bool:
 
 def how_to_listen(path: Path) -> str:
     host = socket.gethostname()
-    return (f"This studio runs on {host} over SSH, so its speakers are not yours. To listen here: run "
-            f"`xtts-ft serve` on {host}, then on your computer `ssh -L 8000:localhost:8000 {host}` and open "
-            f"http://localhost:8000 (play keys then play in the browser); or copy the file: "
+    return (f"Sound would play on {host}, not here (SSH). In your browser: `xtts-ft serve` on {host}, "
+            f"`ssh -L 8000:localhost:8000 {host}`, http://localhost:8000. Or copy it: "
             f"scp {host}:{shlex.quote(str(path))} .")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from pathlib import Path
 
 import torch
@@ -34,20 +33,13 @@ def strip_frozen(state: dict) -> dict:
 
 
 def write(path: Path, payload: dict) -> Path:
-    """torch.save into a temporary file, then rename. `XTTS_FT_FAULT=slow-checkpoint@N` (tests only)
-    pauses between writing and renaming checkpoints of step >= N so a test can SIGKILL the process
-    mid-write."""
+    """torch.save into a temporary file, then rename."""
     with atomic_path(path, suffix=".partial") as tmp:
         # through a file this code closes: when the write fails (disk full) the half-written
         # temporary is closed before it is removed, so its space is free again at once (for the
         # `failed` event); torch.save(payload, path) keeps the file open until garbage collection
         with open(tmp, "wb") as fh:
             torch.save(payload, fh)
-        for fault in os.environ.get("XTTS_FT_FAULT", "").split(","):
-            m = _CKPT_RE.match(path.name)
-            if fault.startswith("slow-checkpoint@") and m and int(m.group(1)) >= int(fault.split("@")[1]):
-                (path.parent / "SLOW_CHECKPOINT_WRITING").write_text(str(tmp))
-                time.sleep(120)
     return path
 
 
@@ -76,8 +68,6 @@ def clean_partials(run: Path) -> list[Path]:
                 with contextlib.suppress(OSError):
                     p.unlink()
                     removed.append(p)
-    with contextlib.suppress(OSError):
-        (checkpoint_dir(run) / "SLOW_CHECKPOINT_WRITING").unlink()
     return removed
 
 

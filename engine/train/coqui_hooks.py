@@ -24,7 +24,7 @@ class EventDashboardLogger(BaseDashboardLogger):
         self.last_step = dict(stats)
 
     def eval_stats(self, step, stats):
-        self.engine.on_eval(step, dict(stats))
+        self.engine.progress.on_eval(step, dict(stats))
 
     def train_epoch_stats(self, step, stats):
         self.last_epoch = dict(stats)
@@ -93,7 +93,7 @@ def make_trainer_class(Trainer, engine):
         _xf_n_steps = 0
 
         def train_step(self, batch, batch_n_steps, step, loader_start_time):
-            engine.before_step(self, step, batch_n_steps)
+            engine.progress.before_step(self, step, batch_n_steps)
             self._xf_loader_start = loader_start_time
             ddp = getattr(self.model, "_xf_ddp", None)
             if ddp is not None:  # all-reduce gradients only on the batch that steps the optimizer
@@ -119,7 +119,7 @@ def make_trainer_class(Trainer, engine):
             return outputs, loss_dict, step_time
 
         def save_checkpoint(self):
-            engine.save_checkpoint("coqui")
+            engine.saver.save_checkpoint("coqui")
 
         def save_best_model(self):
             # the engine saves the best model after each eval (atomic, without frozen weights)

@@ -96,3 +96,32 @@ def test_a_clean_clip_is_left_alone(sentence):
     words = [Word(s0, s1, " The morning train was late again today.")]
     e = clipends.refine(s0 - 0.2, s1 + 0.2, words, _power(audio), None, 0.0, len(audio) / RATE)
     assert (e.start, e.end, e.flags, e.fixes) == (s0 - 0.2, s1 + 0.2, [], [])
+
+
+@pytest.mark.slow
+def test_prep_flags_a_recording_that_stops_in_the_middle_of_its_last_word(tmp_path, whisper_model):
+    """Through the whole of prep: the last clip of a take that stops inside its last word is
+    flagged; the clips of a complete take are not."""
+    import json
+
+    from engine.prep import PrepOptions, run_prep
+    from engine.prep.report import Reporter
+
+    S = speechgen.SENTENCES
+    whole, _ = speechgen.compose(S[0:2], pauses=0.6, noise_db=-60.0)
+    speechgen.write(tmp_path / "src" / "whole.wav", whole)
+    cut, _ = speechgen.compose(S[2:4], pauses=0.6, noise_db=-60.0)
+    cut = cut[: len(cut) - int((0.6 + 0.15) * RATE)]       # stops 0.15 s before the end of "orchestra"
+    speechgen.write(tmp_path / "src" / "cut.wav", cut)
+    result = run_prep(PrepOptions([str(tmp_path / "src")], tmp_path / "ds", whisper_model=whisper_model,
+                                  min_seconds=1.0, speaker_check=False), Reporter(console=None))
+    assert result.ok, result.reason
+    m = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    segs = sorted(m["segments"], key=lambda s: (s["source"], s["start"]))
+    names = {s["id"]: s["name"] for s in m["sources"]}
+    last = {}
+    for s in segs:
+        last[names[s["source"]]] = s
+    assert "cut_end" in last["cut.wav"]["flags"]
+    clean = [s for s in segs if s is not last["cut.wav"]]
+    assert clean and not any(set(clipends.FLAGS) & set(s["flags"]) for s in clean), segs

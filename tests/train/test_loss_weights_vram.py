@@ -29,7 +29,7 @@ def test_options_validate():
 
 def test_weights_reach_coqui(tiny_model):
     from engine.model.files import check_model
-    from engine.train.runner import build_coqui_config
+    from engine.train.build import build_coqui_config
 
     cfg = tc.resolve({**PATHS, "model": str(tiny_model), "text_ce_weight": 0.2, "mel_ce_weight": 0.7})
     config = build_coqui_config(cfg, check_model(tiny_model), run_eval=False)

@@ -102,7 +102,7 @@ def trainer_model(tiny_model, tmp_path_factory):
 
     from engine.model.files import check_model
     from engine.train.coqui_hooks import make_model_class
-    from engine.train.runner import build_coqui_config
+    from engine.train.build import build_coqui_config
 
     cfg = tc.resolve({"dataset": "d", "model": str(tiny_model), "run": str(tmp_path_factory.mktemp("r"))})
     cfg["language"] = "en"

@@ -162,21 +162,23 @@ def test_train_rejects_bad_setups_before_starting(tiny_model, dataset, tmp_path,
 
 
 def test_oom_without_backoff_fails_with_advice():
-    from engine.train import runner
+    from engine.train import oom
+    from engine.train.errors import OOMFailure
 
     class Stub:
         total_steps_done = 5
         optimizer = []
 
-    eng = runner.Engine.__new__(runner.Engine)
+    eng = type("E", (), {})()
     eng.cfg = {"oom_backoff": False}
     eng.batch_size, eng.grad_accum, eng.epoch_step = 4, 1, 2
     eng.trainer = Stub()
     logged, emitted = [], []
     eng.rep = type("R", (), {"error": lambda self, m, **k: logged.append((m, k)), "warn": lambda *a, **k: None})()
     eng.emit = lambda t, **k: emitted.append((t, k))
-    with pytest.raises(runner._OOMFailure, match="back-off off"):
-        eng._handle_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 MiB"))
+    eng.dist = type("D", (), {"enabled": False})()
+    with pytest.raises(OOMFailure, match="back-off off"):
+        oom.handle_oom(eng, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 MiB"))
     assert "Reduce the batch size" in " ".join(logged[0][1]["details"])
     assert emitted[0][0] == "alert" and emitted[0][1]["kind"] == "oom" and emitted[0][1]["backoff"] is False
-    assert runner.is_oom(RuntimeError("CUDA error: out of memory")) and not runner.is_oom(ValueError("x"))
+    assert oom.is_oom(RuntimeError("CUDA error: out of memory")) and not oom.is_oom(ValueError("x"))

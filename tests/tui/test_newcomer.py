@@ -340,6 +340,48 @@ async def test_long_log_lines_scroll_sideways_and_banners_are_whole(workspace):
         banner = scr.query_one("#banner")
         await until(pilot, lambda: banner.has_class("shown"), what="banner")
         await pilot.pause(0.3)
-        needed = banner.get_content_height(banner.region, banner.region, banner.content_region.width)
-        assert banner.content_region.height >= needed, (banner.content_region.height, needed)
+        assert _whole(banner)
         assert "varied sentence lengths" in str(banner.render())
+
+
+def _whole(widget) -> bool:
+    """The widget shows all its text: its height holds every line the text wraps to."""
+    need = widget.get_content_height(widget.region, widget.region, widget.content_region.width)
+    return bool(widget.display) and widget.content_region.height >= need >= 1
+
+
+@sync
+async def test_field_messages_are_whole_where_the_field_is(workspace):
+    """The whole reason of an invalid value shows under its field at 80 columns (Params, Prep)."""
+    app = make_app(root=workspace, start="params", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "params")
+        scr = app.screen
+        scr.query_one("#p-lr").value = "abc"
+        scr.query_one("#p-epochs").value = "0"
+        await pilot.pause(0.3)
+        for key in ("lr", "epochs"):
+            msg = scr.query_one(f"#m-{key}")
+            scr.query_one("#params-scroll").scroll_to_widget(msg, animate=False)
+            await pilot.pause(0.2)
+            assert msg.display and scr.errors[key] in str(msg.render())
+            assert msg.region.width >= 40 and msg.region.height >= 1
+            assert _whole(msg), (key, str(msg.render()), msg.region)
+        assert "on" in str(scr.query_one("#e-fused_adamw").render()) or "off" in str(scr.query_one(
+            "#e-fused_adamw").render())  # switches say on/off in words (NO_COLOR)
+    app = make_app(root=workspace, start="prep", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "prep")
+        scr = app.screen
+        scr.switch_tab("tab-options")
+        (workspace / "datasets" / "old").mkdir(parents=True)
+        (workspace / "datasets" / "old" / "dataset.json").write_text("{}")
+        scr.query_one("#opt-out").value = "datasets/old"
+        await pilot.pause(0.3)
+        msg = scr.query_one("#m-out")
+        assert msg.display and "type a new name, or switch on 'Add to existing'" in str(msg.render())
+        assert _whole(msg)
+        assert str(scr.query_one("#e-add_existing").render()) == "off"
+        scr.query_one("#opt-add_existing").value = True
+        await pilot.pause(0.3)
+        assert not scr.query_one("#m-out").display and str(scr.query_one("#e-add_existing").render()) == "on"

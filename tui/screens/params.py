@@ -23,6 +23,7 @@ from engine.train import distributed as td
 from engine.train import memory as tm
 from tui.messages import GpuInfo, JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
+from tui.widgets.common import field_state
 
 PRESETS = {
     "standard": ("Standard voice: 10-15 epochs", {"epochs": 12, "lr": 5e-6, "scheduler": "cosine-warm-restarts"}),
@@ -131,19 +132,22 @@ class ParamsScreen(StudioScreen):
                     yield Input(saved.get("_model", ""), id="p-_model", compact=True,
                                 placeholder="models/xtts/xttsv2_2.0.3")
                     yield Static("", id="e-_model", classes="ferr")
+                yield Static("", id="m-_model", classes="fmsg")
                 with Horizontal(classes="frow"):
                     yield Label("Run folder", classes="flabel")
                     yield Input(saved.get("_run", ""), id="p-_run", compact=True, placeholder="runs/<name>")
                     yield Static("", id="e-_run", classes="ferr")
+                yield Static("", id="m-_run", classes="fmsg")
                 for opt in tc.OPTIONS:
                     if opt.name == "precision":  # the memory options follow: the card they are for first
                         with Horizontal(classes="frow"):
                             yield Label("GPU size (estimate)", classes="flabel")
-                            sizes = [("the GPU found", "auto")] + [(f"{g} GB", str(g)) for g in GPU_SIZES]
+                            sizes = [("auto: the GPU found", "auto")] + [(f"{g} GB", str(g)) for g in GPU_SIZES]
                             v = str(saved.get("_vram", "auto"))
                             yield Select(sizes, value=v if v in [x[1] for x in sizes] else "auto",
                                          allow_blank=False, id="p-_vram", compact=True)
                             yield Static("", id="e-_vram", classes="ferr")
+                        yield Static("", id="m-_vram", classes="fmsg shown note")
                     with Horizontal(classes="frow"):
                         yield Label(opt.name.replace("_", " "), classes="flabel")
                         value = saved.get(opt.name, opt.default)
@@ -156,6 +160,7 @@ class ParamsScreen(StudioScreen):
                             yield Input(f"{value:g}" if isinstance(value, float) else str(value),
                                         id=f"p-{opt.name}", compact=True)
                         yield Static("", id=f"e-{opt.name}", classes="ferr")
+                    yield Static("", id=f"m-{opt.name}", classes="fmsg")
             yield Static(id="params-help", classes="fhelp")
 
     def on_mount(self) -> None:
@@ -209,10 +214,12 @@ class ParamsScreen(StudioScreen):
         out = {}
         for opt in tc.OPTIONS:
             w = self.query_one(f"#p-{opt.name}")
-            out[opt.name] = w.value
+            # a Select that has not finished mounting reads NULL (a busy machine): its default then
+            out[opt.name] = opt.default if isinstance(w, Select) and w.value == Select.NULL else w.value
         out["_model"] = self.query_one("#p-_model", Input).value.strip()
         out["_run"] = self.query_one("#p-_run", Input).value.strip()
-        out["_vram"] = self.query_one("#p-_vram", Select).value
+        vram = self.query_one("#p-_vram", Select).value
+        out["_vram"] = "auto" if vram == Select.NULL else vram
         pv = self.query_one("#p-preset", Select).value
         out["_preset"] = pv if pv != Select.NULL else None
         return out
@@ -252,11 +259,15 @@ class ParamsScreen(StudioScreen):
         elif run.exists() and any(run.iterdir()):
             self.errors["_run"] = "exists and is not empty"
         for key in ["_model", "_run"] + [o.name for o in tc.OPTIONS]:
-            e = self.query_one(f"#e-{key}", Static)
-            e.update(Text(f"✗ {self.errors[key]}", style="bold red") if key in self.errors
-                     else Text("✓", style="green"))
+            field_state(self, key, self.errors.get(key), self.query_one(f"#p-{key}"))
         total, where = self._gpu_total(raw)
-        self.query_one("#e-_vram", Static).update(Text(f"= {_gb(total)} GB {where}", style="dim"))
+        self.query_one("#e-_vram", Static).update("")
+        note = {"(picked)": f"the estimate is for a {_gb(total)} GB card (picked)",
+                "(found)": f"the GPU found here: {_gb(total)} GB",
+                "(no GPU)": f"no GPU found here: the estimate is for {_gb(total)} GB, the guide's minimum "
+                            "(pick the size of the card you will train on)",
+                "(checking)": f"looking for a GPU…; meanwhile the estimate is for {_gb(total)} GB"}[where]
+        self.query_one("#m-_vram", Static).update(Text(note, style="dim"))
         self._info(vals, total, where)
         self.refresh_bindings()
         return vals
@@ -296,7 +307,8 @@ class ParamsScreen(StudioScreen):
     def _dims(self) -> tuple[tm.ModelDims, str]:
         """The chosen model's dimensions (config.json + vocab.json, cached by file times) and how the
         estimate names them; XTTS v2's when no readable model folder is chosen."""
-        folder = Path(self.query_one("#p-_model", Input).value.strip() or ".").expanduser()
+        typed = self.query_one("#p-_model", Input).value.strip()
+        folder = self.app.studio.path(typed) if typed else Path("/nonexistent")
         try:
             key = (str(folder), (folder / "config.json").stat().st_mtime, (folder / "vocab.json").stat().st_mtime
                    if (folder / "vocab.json").exists() else 0)
@@ -410,15 +422,19 @@ class ParamsScreen(StudioScreen):
             else:
                 t.append("✗ does not fit", style="bold red reverse")
             t.append(f": peak ~{est:.1f} of {card} GiB")
-            if fit["auto"]:
-                t.append(f" · grad ckpt {'on' if fit['checkpointing'] else 'off'} (auto)", style="dim")
             lb = fit["largest"]
             t.append(" · ")
             if lb:
                 t.append(f"max batch {lb}", style="bold yellow" if lb < (b or 0) else "")
             else:
                 t.append("not even batch 1: shorter clips", style="bold red")
-            t.append(f" · {for_model}", style="dim")
+            # the second line says what the estimate is for, and why a smaller batch can peak higher
+            t.append(f"\n  for {for_model}", style="dim")
+            if fit["auto"]:
+                t.append(" · grad ckpt ", style="dim")
+                t.append(f"{'on' if fit['checkpointing'] else 'off'} (auto)", style="dim")
+                t.append(": this batch needs it" if fit["checkpointing"] else
+                         ": not needed, so it peaks higher", style="dim")
         t.append("\nModel ", style="bold")
         mc = self.model_check
         if mc is None:

@@ -18,7 +18,9 @@ from textual.widgets import (Button, DataTable, DirectoryTree, Input, Label, Lis
 
 from tui.messages import ProjectChanged
 from tui.screens.base import StudioScreen
-from tui.widgets.common import TagLog, bar
+from tui.widgets.common import TagLog, bar, field_state
+
+SWITCHES = ("add_existing", "normalize", "denoise", "speaker_check")
 
 LANGUAGES = ["en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "hu", "ko", "ja", "hi"]
 AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac"}
@@ -159,7 +161,8 @@ class PrepScreen(StudioScreen):
                             yield Label(label, classes="flabel")
                             yield Input(str(saved.get(key, default)), id=f"opt-{key}", compact=True,
                                         tooltip=help)
-                            yield Static("", id=f"help-{key}", classes="ferr")
+                            yield Static("", id=f"e-{key}", classes="ferr")
+                        yield Static("", id=f"m-{key}", classes="fmsg")
                     with Horizontal(classes="frow"):
                         yield Label("Language", classes="flabel")
                         yield Select([(x, x) for x in LANGUAGES], value=saved.get("language", "en"),
@@ -183,6 +186,7 @@ class PrepScreen(StudioScreen):
                         with Horizontal(classes="frow"):
                             yield Label(label, classes="flabel")
                             yield Switch(value=bool(saved.get(key, default)), id=f"opt-{key}")
+                            yield Static("", id=f"e-{key}", classes="ferr")
                             yield Static(hint, classes="swhint")
                     yield Static(id="opt-help", classes="fhelp")
                     yield Button("Run prep (ctrl+r)", id="run-prep", variant="primary", compact=True)
@@ -321,7 +325,7 @@ class PrepScreen(StudioScreen):
         v = {key: self.query_one(f"#opt-{key}", Input).value.strip() for key, *_ in FIELDS}
         for key in ("language", "transcripts", "device"):
             v[key] = self.query_one(f"#opt-{key}", Select).value
-        for key in ("add_existing", "normalize", "denoise", "speaker_check"):
+        for key in SWITCHES:
             v[key] = self.query_one(f"#opt-{key}", Switch).value
         v["sources"] = list(self.sources)
         return v
@@ -340,15 +344,10 @@ class PrepScreen(StudioScreen):
 
     def _validate(self) -> bool:
         self.errors = validate(self.values(), self.app.studio.root)
-        for key, _label, _default, help in FIELDS:
-            h = self.query_one(f"#help-{key}", Static)
-            inp = self.query_one(f"#opt-{key}", Input)
-            if key in self.errors:
-                h.update(Text(f"✗ {self.errors[key]}", style="bold red"))
-                inp.add_class("-invalid")
-            else:
-                h.update(Text("✓", style="green"))
-                inp.remove_class("-invalid")
+        for key, _label, _default, _help in FIELDS:
+            field_state(self, key, self.errors.get(key), self.query_one(f"#opt-{key}", Input))
+        for key in SWITCHES:
+            field_state(self, key, None, self.query_one(f"#opt-{key}", Switch))
         return not self.errors
 
     def on_descendant_focus(self, event) -> None:

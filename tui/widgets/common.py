@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import RichLog, Static
+from textual.css.query import NoMatches
+from textual.widgets import RichLog, Static, Switch
 
 STEPS = [
     ("home", "1", "Home"),
@@ -97,6 +98,24 @@ class StepBar(Static):
                 self.app.action_goto(mode)
                 return
             pos += len(text)
+
+
+def field_state(screen, key: str, err: str | None, widget) -> None:
+    """A field's mark beside it (✓, ✗, or on/off for a switch: readable without colours) and its
+    whole error message on a line of its own under it."""
+    mark = screen.query_one(f"#e-{key}", Static)
+    if err:
+        mark.update(Text("✗", style="bold red"))
+        screen.query_one(f"#m-{key}", Static).update(Text(f"✗ {err}", style="bold red"))
+    elif isinstance(widget, Switch):
+        mark.update(Text("on" if widget.value else "off", style="bold" if widget.value else "dim"))
+    else:
+        mark.update(Text("✓", style="green"))
+    try:  # query_one by id is quick; query() walks the whole screen
+        screen.query_one(f"#m-{key}", Static).set_class(bool(err), "shown")
+    except NoMatches:
+        pass  # a switch has no message line
+    widget.set_class(bool(err), "-invalid")
 
 
 def bar(frac: float | None, width: int) -> str:

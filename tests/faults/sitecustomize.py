@@ -1,0 +1,99 @@
+"""Fault injection for the tests, from outside the engine (the engine has no fault code).
+
+Python imports `sitecustomize` at start-up from its path; tests/conftest.py puts this folder on
+PYTHONPATH, so every engine process a test starts (the CLI, the detached worker, torchrun's ranks)
+loads it. It does nothing unless XTTS_FT_FAULT names faults (comma-separated):
+
+    oom@N              a CUDA out-of-memory error before the first step at global step >= N (once)
+    sleep@S            every training step first sleeps S seconds (so a signal lands mid-epoch)
+    slow-checkpoint@N  a checkpoint of step >= N pauses 120 s between writing its temporary file and
+                       renaming it; checkpoints/SLOW_CHECKPOINT_WRITING names the temporary, so a
+                       test can SIGKILL the process mid-write
+
+The faults wrap engine functions as their modules are imported (a meta-path hook).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+FAULTS = [f for f in os.environ.get("XTTS_FT_FAULT", "").split(",") if f]
+_TEMP_CHECKPOINT = re.compile(r"^\.checkpoint_(\d+)\.pth\..*\.partial$")
+
+
+def _value(prefix: str):
+    return next((f[len(prefix):] for f in FAULTS if f.startswith(prefix)), None)
+
+
+def _patch_progress(module) -> None:
+    oom_at, sleep = _value("oom@"), _value("sleep@")
+    original = module.StepEvents.before_step
+    fired = []
+
+    def before_step(self, trainer, step, n_steps):
+        original(self, trainer, step, n_steps)
+        if oom_at is not None and not fired and trainer.total_steps_done >= int(oom_at):
+            import torch
+
+            fired.append(True)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by XTTS_FT_FAULT)")
+        if sleep is not None:
+            time.sleep(float(sleep))
+
+    module.StepEvents.before_step = before_step
+
+
+def _patch_checkpoints(module) -> None:
+    slow_at = _value("slow-checkpoint@")
+    if slow_at is None:
+        return
+    torch = module.torch
+
+    class SlowSave:  # the module's `torch`, with a save that stalls before the rename
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        @staticmethod
+        def save(obj, f, *args, **kwargs):
+            torch.save(obj, f, *args, **kwargs)
+            m = _TEMP_CHECKPOINT.match(os.path.basename(str(f)))
+            if m and int(m.group(1)) >= int(slow_at):
+                with open(os.path.join(os.path.dirname(str(f)), "SLOW_CHECKPOINT_WRITING"), "w") as marker:
+                    marker.write(str(f))
+                time.sleep(120)
+
+    module.torch = SlowSave()
+
+
+_PATCHES = {"engine.train.progress": _patch_progress, "engine.train.checkpoints": _patch_checkpoints}
+
+
+class _AfterImport:
+    """Finds a patched module with the other finders, then patches it once it has executed."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _PATCHES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _PATCHES[name](module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if FAULTS:
+    sys.meta_path.insert(0, _AfterImport())
