@@ -34,12 +34,11 @@ def strip_frozen(state: dict) -> dict:
 
 def write(path: Path, payload: dict) -> Path:
     """torch.save into a temporary file, then rename."""
-    with atomic_path(path, suffix=".partial") as tmp:
-        # through a file this code closes: when the write fails (disk full) the half-written
-        # temporary is closed before it is removed, so its space is free again at once (for the
-        # `failed` event); torch.save(payload, path) keeps the file open until garbage collection
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
+    # through a file this code closes: when the write fails (disk full) the half-written temporary
+    # is closed before it is removed, so its space is free again at once (for the `failed` event);
+    # torch.save(payload, path) keeps the file open until garbage collection
+    with atomic_path(path, suffix=".partial") as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 

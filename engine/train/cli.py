@@ -328,7 +328,6 @@ def _batch_text(cfg: dict) -> str:
 def cmd_resume(args) -> int:
     from engine.atomic import write_text
     from engine.train import checkpoints as ck
-    from engine.train import process
 
     run = Path(args.run)
     cfg_path = run / "run_config.json"
