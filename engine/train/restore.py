@@ -19,9 +19,11 @@ def restore(engine) -> None:
     damaged: list = []
     found = ck.latest_loadable(engine.run, damaged)
     for bad, why in damaged:
-        engine.rep.warn(f"{bad.name} is damaged ({why}); it was set aside and is not resumed from", tag="TRAIN")
+        name = bad.name.removesuffix(".damaged")
+        engine.rep.warn(f"{name} is damaged ({why}); it was set aside as {bad.name} and is not resumed from",
+                        tag="TRAIN")
         engine.emit("alert", level="warning", kind="damaged_checkpoint", path=str(bad), reason=why,
-                    msg=f"{bad.name} is damaged ({why}); set aside")
+                    msg=f"{name} is damaged ({why}); set aside as {bad.name}")
     if found is None:
         what = f"{len(damaged)} damaged checkpoint(s) set aside" if damaged else "no checkpoint"
         raise UserFacingError(f"nothing to resume in {ck.checkpoint_dir(engine.run)} ({what}); start the run "
