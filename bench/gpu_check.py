@@ -610,9 +610,14 @@ def main(argv: list[str] | None = None) -> int:
     def left() -> float:
         return a.budget_s - (time.time() - t_start)
 
-    def save() -> None:
+    def save() -> None:  # after every part: a call killed at its time limit still returns what was measured
         results["elapsed_s"] = round(time.time() - t_start, 1)
         (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        try:
+            (out / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
+        except Exception as exc:  # noqa: BLE001 - a half-filled part must not stop the check
+            (out / "summary.txt").write_text(f"summary not available yet: {type(exc).__name__}: {exc}\n")
+        pack_runs(a.work / "runs", out / "runs.tar.gz")
 
     if not gpu:
         log("NO CUDA GPU: torch sees no CUDA device. Nothing GPU-specific is measured; running the CPU-safe "

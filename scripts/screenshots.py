@@ -30,6 +30,10 @@ async def shoot(ws: Path, out: Path, size=(100, 30)) -> None:
     for screen in SCREENS:
         app = make_app(root=ws, start=screen, run=run, dataset=dataset, query_gpu=False)
         async with app.run_test(size=size) as pilot:
+            for _ in range(300):  # a busy machine composes a screen slowly: wait for it, not a fixed time
+                if app.current_mode == screen and app.screen.is_mounted:
+                    break
+                await pilot.pause(0.1)
             await pilot.pause(2.0)
             for key in KEYS.get(screen, []):
                 await pilot.press(key)

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 MIME = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg", ".m4a": "audio/mp4",
@@ -72,8 +73,10 @@ def play(app, path: str | Path, label: str | None = None) -> str:
                    timeout=10)
         return "advice"
     try:
-        subprocess.Popen([*cmd, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([*cmd, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        # reaped when it ends: each play would otherwise leave a zombie until the studio quits
+        threading.Thread(target=proc.wait, name="player-reaper", daemon=True).start()
     except OSError as exc:
         app.notify(f"could not start the player {cmd[0]}: {exc}", title="Play", severity="error")
         return "failed"

@@ -105,6 +105,7 @@ def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], ancestors
         found.skipped.append({"path": str(folder), "reason": _os_reason(exc, "folder")})
         return
     ancestors = ancestors | {key}
+    audio_stems = {Path(e.name).stem for e in entries if Path(e.name).suffix.lower() in AUDIO_EXTENSIONS}
     for e in entries:
         f = Path(e.path)
         if e.name.startswith("."):
@@ -123,11 +124,26 @@ def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], ancestors
                 found.skipped.append({"path": str(f), "reason": _dangling(f)})
             continue
         if f.suffix.lower() not in AUDIO_EXTENSIONS:
+            if not _companion(f, audio_stems):
+                kind = f.suffix or "no extension"
+                found.skipped.append({"path": str(f), "reason": f"not an audio file ({kind})"})
             continue
         rp = f.resolve()
         if rp not in seen:
             seen.add(rp)
             found.files.append(SourceFile(rp, root.resolve(), str(f.relative_to(root))))
+
+
+# files that travel with recordings and are read, not ignored: transcripts and metadata
+TRANSCRIPT_EXTENSIONS = {".txt", ".lab"}
+METADATA_NAMES = {"metadata.csv", "metadata_train.csv", "metadata_eval.csv", "metadata.txt"}
+
+
+def _companion(f: Path, audio_stems: set[str]) -> bool:
+    """A transcript beside an audio file of the same name, or a metadata file: used, not ignored."""
+    if f.name.lower() in METADATA_NAMES:
+        return True
+    return f.suffix.lower() in TRANSCRIPT_EXTENSIONS and f.stem in audio_stems
 
 
 def _dangling(p: Path) -> str:

@@ -62,7 +62,7 @@ def test_mixed_folder_makes_a_dataset_and_skips_bad_files_with_reasons(mixed_run
     assert "notes.flac" in reasons
     assert "silence" in reasons["silence.wav"]
     assert "no speech" in reasons["hum.wav"]
-    assert "readme.txt" not in reasons            # not audio: not even tried
+    assert reasons["readme.txt"] == "not an audio file (.txt)"  # listed (README), never opened as audio
     assert result.summary["sources_added"] == 4
     # every skip was also told to the user as a warning line
     warned = " ".join(e["msg"] for e in events if e["type"] == "log" and e["level"] == "warning")

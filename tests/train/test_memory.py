@@ -220,7 +220,8 @@ def test_estimator_on_measurements_kept_out_of_its_fit():
     bench_memory, data = _recorded()
     held = [m for m in data.get("holdout", []) if m["fake"]]
     fitted = {(m["set"], m["batch"], m["seconds"]) for m in data["measurements"]}
-    assert len(held) >= 2 and not any((m["set"], m["batch"], m["seconds"]) in fitted for m in held)
+    assert held and not any((m["set"], m["batch"], m["seconds"]) in fitted for m in held)
+    assert {m["set"] for m in held} == set(bench_memory.OPTION_SETS) and len(held) >= 2 * len(bench_memory.OPTION_SETS)
     assert {(m["batch"], m["seconds"]) for m in held} == set(bench_memory.HOLDOUT_POINTS)
     assert _worst(bench_memory, held) < 0.02
 

@@ -166,6 +166,19 @@ def record_run(run: Path, epochs: int = 3, spe: int = 10, alerts: bool = False, 
     return run
 
 
+async def until(pilot, pred, timeout=30.0, what="condition"):
+    """Wait (in the app's loop) until `pred()` holds, then a little more for the screen to draw."""
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            await pilot.pause(0.3)
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def sync(fn):
     """Run an async test with asyncio (no pytest async plugin is needed)."""
     import asyncio

@@ -5,19 +5,9 @@ from __future__ import annotations
 import time
 
 from conftest import install_run
-from helpers import sync
+from helpers import sync, until
 
 from tui.app import TooSmall, make_app
-
-
-async def until(pilot, pred, timeout=30.0, what="condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            await pilot.pause(0.2)
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @sync
@@ -202,16 +192,17 @@ async def test_preset_label_says_custom_once_a_value_changes(workspace):
         await until(pilot, lambda: app.current_mode == "params")
         scr = app.screen
         preset = scr.query_one("#p-preset", Select)
+        await until(pilot, lambda: scr.form_ready, what="form ready")
         preset.value = "standard"
-        await pilot.pause(0.3)
-        assert scr.query_one("#p-epochs").value == "12" and preset.value == "standard"
+        await until(pilot, lambda: scr.query_one("#p-epochs").value == "12", what="preset applied")
+        assert preset.value == "standard"
         scr.query_one("#p-epochs").value = "14"
-        await pilot.pause(0.3)
-        assert preset.value == Select.NULL and "(custom)" in str(preset.query_one("SelectCurrent #label").render())
+        await until(pilot, lambda: preset.value == Select.NULL, what="custom")
+        assert "(custom)" in str(preset.query_one("SelectCurrent #label").render())
     # a saved form whose values match its preset keeps it; one that does not says custom
     app = make_app(root=workspace, start="params", query_gpu=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.current_mode == "params")
+        await until(pilot, lambda: app.current_mode == "params" and app.screen.form_ready)
         await pilot.pause(0.3)
         assert app.screen.query_one("#p-preset", Select).value == Select.NULL
         assert app.screen.query_one("#p-epochs").value == "14"
@@ -385,3 +376,95 @@ async def test_field_messages_are_whole_where_the_field_is(workspace):
         scr.query_one("#opt-add_existing").value = True
         await pilot.pause(0.3)
         assert not scr.query_one("#m-out").display and str(scr.query_one("#e-add_existing").render()) == "on"
+
+
+def test_each_play_is_reaped(tmp_path, monkeypatch):
+    """A finished player leaves no zombie behind (one per play before)."""
+    import psutil
+
+    from tui import audio
+
+    class App:
+        is_web = False
+        notes: list = []
+
+        def notify(self, msg, **kw):
+            self.notes.append(msg)
+
+    for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"):
+        monkeypatch.delenv(k, raising=False)
+    player = tmp_path / "player.sh"
+    player.write_text("#!/bin/sh\nsleep 0.5\n")  # still playing when the studio lets go of it
+    player.chmod(0o755)
+    monkeypatch.setenv("XTTS_FT_PLAYER", str(player))
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"RIFF")
+    app = App()
+    assert audio.play(app, wav) == "player"
+    assert app.notes[-1].startswith("Playing")
+    __import__("gc").collect()
+    time.sleep(1.5)  # the player has ended by now
+
+    def zombies():
+        return [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
+
+    t0 = time.time()
+    while zombies() and time.time() - t0 < 10:
+        time.sleep(0.1)
+    assert not zombies()
+
+
+@sync
+async def test_split_marks_parts_under_the_minimum_and_export_says_export(workspace):
+    from helpers import make_dataset, record_run
+
+    from tui.widgets.dialogs import Choose, Prompt
+
+    import json
+
+    ds = make_dataset(workspace / "datasets" / "voice")  # clips of 3-5 s with a pause at 1.5 s
+    m = json.loads((ds / "dataset.json").read_text())
+    m["settings"]["min_seconds"] = 1.2
+    (ds / "dataset.json").write_text(json.dumps(m))
+    app = make_app(root=workspace, dataset=ds, start="review", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "review" and len(app.screen.rows) == 6)
+        await pilot.press("down", "down")  # a 5 s clip: its middle splits fine, its ends do not
+        await pilot.pause(0.2)
+        assert app.screen.current()["duration"] == 5.0
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, Choose), what="split dialog")
+        opts = [str(o.prompt) for o in app.screen.query_one("#choose-list").options]
+        assert opts[0].endswith("⚠") and opts[-1].endswith("⚠")  # a first or last word alone: too short
+        assert all(" s" in o for o in opts) and not all(o.endswith("⚠") for o in opts)
+        assert any("under the 1.2 s minimum" in str(w.render()) for w in app.screen.query("Static"))
+        await pilot.press("ctrl+c")
+    run = record_run(workspace / "runs" / "done")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "checkpoint_30.pth").write_bytes(b"x")
+    app = make_app(root=workspace, run=run, start="results", query_gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.current_mode == "results" and app.screen.rows, what="checkpoints")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), what="export dialog")
+        assert str(app.screen.query_one("#ok").label).startswith("Export")
+
+
+def test_prep_lists_ignored_files_and_the_report_says_so(tmp_path):
+    """A non-audio file in a source folder is listed with its reason (a transcript beside its
+    recording and a metadata file are not: they are read); the report shows the list and explains
+    the clip SNR column."""
+    from engine.audio import intake
+
+    from tui.screens.prep import SNR_LEGEND, quality_report
+
+    src = tmp_path / "rec"
+    src.mkdir()
+    for name in ("a.wav", "a.txt", "notes.pdf", "metadata.csv"):
+        (src / name).write_bytes(b"x")
+    found = intake.discover([src])
+    assert [f.rel for f in found.files] == ["a.wav"]
+    assert found.skipped == [{"path": str(src / "notes.pdf"), "reason": "not an audio file (.pdf)"}]
+    report = str(quality_report(tmp_path, {"segments": [], "sources": [], "skipped": found.skipped}))
+    assert "Skipped (1)" in report and "notes.pdf: not an audio file (.pdf)" in report
+    assert "–: none kept or no pause" in SNR_LEGEND

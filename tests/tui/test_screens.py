@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 from conftest import install_run, wait_for, xtts_ft
-from helpers import make_dataset, sync
+from helpers import make_dataset, sync, until
 
 from tui.app import TooSmall, make_app
-
-
-async def until(pilot, pred, timeout=30.0, what="condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            await pilot.pause(0.3)
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @sync

@@ -7,7 +7,6 @@ going, started from the CLI, another studio or before an SSH drop, is attached t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -96,8 +95,9 @@ class HomeScreen(StudioScreen):
         self.rows = rows
         t.clear()
         now = time.time()
-        names = [r["path"].name for r in rows if r["kind"] == "dataset"]
         root = self.app.studio.root
+        # two datasets of one name: the one from another workspace says whose; two inside say where
+        names = [r["path"].name for r in rows if r["kind"] == "dataset" and r["path"].is_relative_to(root)]
         for row in rows:
             s = row["summary"]
             if row["kind"] == "dataset":

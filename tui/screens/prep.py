@@ -199,9 +199,9 @@ class PrepScreen(StudioScreen):
                 with VerticalScroll(id="report-scroll"):
                     yield Static(id="report-text")
                     yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+                    yield Static(SNR_LEGEND, id="report-legend", classes="hint")
 
     def on_mount(self) -> None:
-        st = self.app.studio
         out = self.query_one("#opt-out", Input)
         if not out.value:
             out.value = self.new_dataset_name()
@@ -521,6 +521,9 @@ class PrepScreen(StudioScreen):
                           key=f"{len(table.rows)}:{s.get('path')}")
 
 
+SNR_LEGEND = "clip SNR: median of its clips, before→after denoise; –: none kept or no pause"
+
+
 def _median(xs: list[float]) -> float | None:
     xs = sorted(xs)
     if not xs:
@@ -626,6 +629,13 @@ def quality_report(folder: Path, m: dict) -> Text:
     t.append(f"Clips: {len(used)} used ({n_train} train, {len(used) - n_train} eval), "
              f"{len(segs) - len(used)} left out; sources {len(m.get('sources', []))}, "
              f"skipped {len(m.get('skipped', []))}\n")
+    skipped = m.get("skipped") or []
+    if skipped:  # non-audio, unreadable, missing: each with its reason (the first 8; all in dataset.json)
+        t.append(f"Skipped ({len(skipped)}):\n", style="bold yellow")
+        for s in skipped[:8]:
+            t.append(f"  {Path(str(s.get('path', '?'))).name}: {s.get('reason', '')}\n", style="yellow")
+        if len(skipped) > 8:
+            t.append(f"  … and {len(skipped) - 8} more (dataset.json, \"skipped\")\n", style="yellow")
     durs = [float(s.get("duration") or 0) for s in used]
     if durs:
         t.append(f"Clip length: avg {sum(durs) / len(durs):.1f} s, min {min(durs):.1f} s, max {max(durs):.1f} s\n")

@@ -145,7 +145,8 @@ class ResultsScreen(StudioScreen):
 
         self.app.push_screen(Prompt("Export as models/xtts/<name>", default,
                                     help=f"Checkpoint: {row['label']}. The folder gets the six model files "
-                                         "(AllTalk / coqui-tts layout), reference clips and a README."), done)
+                                         "(AllTalk / coqui-tts layout), reference clips and a README.",
+                                    ok="Export"), done)
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, run: Path, out: Path, choice: str) -> None:

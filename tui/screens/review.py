@@ -84,6 +84,39 @@ def cleaning_line(s: dict) -> Text:
     return t
 
 
+def split_options(folder: Path, seg: dict, manifest: dict | None) -> tuple[list[str], set[int]]:
+    """One line per place a clip can be split (after each word but the last), with the two parts'
+    estimated lengths (engine.prep.review.split_time, as the split itself), and the indexes of the
+    places that leave a part under the dataset's minimum clip length."""
+    import soundfile as sf
+
+    from engine.prep import review
+
+    words = review.words(seg.get("text", ""))
+    if len(words) < 2:
+        return [], set()
+    min_s = float(((manifest or {}).get("settings") or {}).get("min_seconds", 2.0))
+    try:
+        audio, sr = sf.read(str(Path(folder) / seg["file"]), dtype="float32", always_2d=False)
+        if audio.ndim > 1:
+            audio = audio.mean(axis=1)
+        total = len(audio) / sr
+    except Exception:  # noqa: BLE001 - unreadable audio: the split says so itself
+        audio, sr, total = None, 0, None
+    options, short = [], set()
+    for i in range(len(words) - 1):
+        line = f"{i + 1:>2}. …{' '.join(words[:i + 1])[-22:]} ┃ {' '.join(words[i + 1:])[:22]}…"
+        if audio is not None:
+            cut = review.split_time(audio, sr, seg.get("text", ""), i)
+            a, b = cut, total - cut
+            line += f"  {a:.1f}+{b:.1f} s"
+            if min(a, b) < min_s:
+                short.add(i)
+                line += " ⚠"
+        options.append(line)
+    return options, short
+
+
 class ReviewScreen(StudioScreen):
     MODE = "review"
     BINDINGS = [
@@ -342,19 +375,22 @@ class ReviewScreen(StudioScreen):
         s = self.current()
         if s is None:
             return
-        words = s.get("text", "").split()
-        if len(words) < 2:
+        options, short = split_options(self.folder, s, self.manifest)
+        if not options:
             self.error("Cannot split", "The clip's text has fewer than two words.")
             return
-        options = [f"{i + 1:>2}. …{' '.join(words[:i + 1])[-28:]} ┃ {' '.join(words[i + 1:])[:28]}…"
-                   for i in range(len(words) - 1)]
+        min_s = float(((self.manifest or {}).get("settings") or {}).get("min_seconds", 2.0))
 
         def done(i: int | None) -> None:
             if i is not None:
+                if i in short:
+                    self.notify(f"A part is under the {min_s:g} s minimum: it is flagged too_short (u undoes).",
+                                title="Split", severity="warning", timeout=8)
                 self._apply("split", s["id"], i)
 
         self.app.push_screen(Choose("Split the clip after which word?", options,
-                                    help="The cut goes to the quietest point near that word.",
+                                    help=f"The cut goes to the quietest point near that word; the two parts' "
+                                         f"lengths are estimated. ⚠: a part under the {min_s:g} s minimum.",
                                     selected=len(options) // 2), done)
 
     def action_undo(self) -> None:

@@ -56,9 +56,10 @@ class Prompt(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", show=False),
     ]
 
-    def __init__(self, title: str, value: str = "", help: str = "", placeholder: str = "") -> None:
+    def __init__(self, title: str, value: str = "", help: str = "", placeholder: str = "", ok: str = "Save") -> None:
         super().__init__()
         self.title_text, self.value, self.help, self.placeholder = title, value, help, placeholder
+        self.ok = ok  # the button says what Enter does: Save, Export...
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -67,7 +68,7 @@ class Prompt(ModalScreen[str | None]):
                 yield Static(self.help, classes="help")
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
             with Horizontal():
-                yield Button("Save (enter)", id="ok", variant="primary")
+                yield Button(f"{self.ok} (enter)", id="ok", variant="primary")
                 yield Button("Cancel (ctrl+c)", id="cancel", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -30,7 +30,7 @@ PURPOSE = {
 }
 
 GLOBAL_KEYS = [
-    ("1-6", "go to a step (Home, Prep, Review, Params, Train, Results)"),
+    ("1-6", "go to a step (the bar at the top names them)"),
     ("F1-F6", "the same, also while typing in a text field"),
     ("?", "this help (in a text field: ctrl+p, then Help)"),
     ("ctrl+p", "command palette: every action of the screen, searchable"),
