@@ -69,7 +69,9 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="export a run as a compact model folder (AllTalk / coqui-tts)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="e.g. models/xtts/myvoice")
-    p.add_argument("--checkpoint", default="best", help="best | last | PATH")
+    p.add_argument("--checkpoint", default="best",
+                   help="best | best-listen (the listening test's pick) | last | PATH; with --best-by listen, "
+                        "best = best-listen")
     p.add_argument("--speaker-name", default=None,
                    help="name of the finetuned voice in the export's speakers_xtts.pth (default: the dataset's "
                    "speaker), usable as `speaker=NAME` in coqui-tts and in AllTalk's voice list")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from engine import ioerrors
 from engine.events import EventWriter
+from engine.listen.training import check_listening, start_listening
 from engine.prep.report import Reporter
 from engine.train.build import build
 from engine.train.errors import OOMFailure, StopTraining, UserFacingError, finite
@@ -82,6 +83,9 @@ class Engine:
         self.batch_size = int(self.cfg["batch_size"])
         self.grad_accum = int(self.cfg["grad_accum"])
         self.device = "cpu"
+        from engine.listen.training import TrainingListener
+
+        self.listening = TrainingListener(self)    # --listen-every: engine/listen/training.py
 
     # ---------------------------------------------------------------- events
     def state(self, state: str, **kw) -> None:
@@ -105,12 +109,14 @@ class Engine:
         self.state("preparing", resume=self.resume, pid=os.getpid())
         code = 1
         try:
+            check_listening(self)
             preflight(self)
             if self.dist.is_main:
                 self.sampler.start()
             build(self)
             if self.resume:
                 restore(self)
+            start_listening(self)
             self.state("training", epochs=self.cfg["epochs"], global_step=self.trainer.total_steps_done)
             fit_with_backoff(self)
             self.saver.save_checkpoint("final")

@@ -41,6 +41,8 @@ class TrainingScreen(StudioScreen):
         Binding("x", "dismiss_alert", "Dismiss", id="train.dismiss", tooltip="Dismiss the alert banner"),
         # named in the plot title and the help screen: the footer keeps the keys a run needs
         Binding("c", "cycle_curve", "Curve", show=False, id="train.curve"),
+        Binding("l", "toggle_listen", "Listening", show=False, id="train.listen",
+                tooltip="Show the listening-test curves (CER, similarity, MOS) instead of the loss"),
         Binding("o", "open_run", "Open run", show=False, id="train.open"),
     ]
 
@@ -48,6 +50,7 @@ class TrainingScreen(StudioScreen):
         super().__init__()
         self.drawn_version = -1
         self.curve = 0
+        self.listen_view = False
         self.early_stop = False
         self.notified = 0
         self.banner_dismissed_ts = None
@@ -177,6 +180,13 @@ class TrainingScreen(StudioScreen):
             los.append("  ★ best ", style="bold green")
             los.append(f"{_f(m.best.get('loss'))} @{m.best.get('global_step')}")
         los.append(f"  lr {ls.get('lr') or 0:.2e}" if ls.get("lr") is not None else "")
+        if m.listening:
+            los.append(f"  listening {m.listening.get('label')} {m.listening.get('done')}/{m.listening.get('total')}",
+                       style="bold yellow")
+        elif m.listen_tests:
+            lt = m.listen_tests[-1]
+            los.append("  ♪ ", style="bold yellow")
+            los.append(f"CER {_f(lt.get('cer'), 2)} sim {_f(lt.get('similarity'), 2)} (l)")
         if m.batch_size:
             a, w = m.grad_accum or 1, m.world_size or 1
             if w > 1:
@@ -251,7 +261,22 @@ class TrainingScreen(StudioScreen):
         else:
             ram.show("RAM", None, None, message="waiting for a sample" if m.run else "–")
 
+    def _draw_listen_plots(self, m) -> None:
+        base = m.listen_base or {}
+        note = ""
+        if base.get("cer") is not None:
+            note = f" base CER {base['cer']:.2f} sim {_f(base.get('similarity'), 2)}"
+        self.query_one("#loss-chart", Curves).draw(
+            [("CER", m.listen_cer, "red"), ("similarity", m.listen_sim, "green")],
+            title=f"listening: CER (red) · similarity (green);{note} (l: loss)",
+            empty="no listening test yet (--listen-every)")
+        self.query_one("#lr-chart", Curves).draw([("MOS", m.listen_mos, "yellow")], title="DNSMOS",
+                                                 empty="no MOS yet")
+
     def _draw_plots(self, m) -> None:
+        if self.listen_view:
+            self._draw_listen_plots(m)
+            return
         which = CURVES[self.curve]
         loss = self.query_one("#loss-chart", Curves)
         marks = list(m.best_marks)
@@ -317,6 +342,12 @@ class TrainingScreen(StudioScreen):
 
     def action_cycle_curve(self) -> None:
         self.curve = (self.curve + 1) % len(CURVES)
+        self._plot_dirty = True
+        self.last_plot = 0
+        self.tick()
+
+    def action_toggle_listen(self) -> None:
+        self.listen_view = not self.listen_view
         self._plot_dirty = True
         self.last_plot = 0
         self.tick()
