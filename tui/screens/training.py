@@ -308,7 +308,7 @@ class TrainingScreen(StudioScreen):
         state = m.shown_state()
         if state == "failed":
             banner.show_alert("run failed", m.shown_reason(), advice=self._failure_advice(m), level="error",
-                              hint="r resume · 4 params")
+                              hint=("r resume" if _has_checkpoint(m.run) else "r start again") + " · 4 params")
         elif m.banner is not None and m.banner.get("ts") != self.banner_dismissed_ts:
             a = m.banner
             banner.show_alert(title_for(a.get("kind")), str(a.get("msg", "")),
@@ -320,6 +320,9 @@ class TrainingScreen(StudioScreen):
     def _failure_advice(self, m) -> list[str]:
         if m.state_info.get("oom") or any(a.get("kind") == "oom" for a in m.alerts):
             return advice_for("oom")[:3]
+        if not _has_checkpoint(m.run):
+            return ["See the log below and train.log in the run folder.",
+                    "It ended before its first checkpoint: r starts it again from step 0 once the cause is fixed."]
         return ["See the log below and train.log in the run folder.",
                 "Resume from the last checkpoint with r once the cause is fixed."]
 
@@ -391,15 +394,23 @@ class TrainingScreen(StudioScreen):
     def action_resume(self) -> None:
         m = self.app.run_model
         run = m.run
-        if not (run / "checkpoints").is_dir() or not any((run / "checkpoints").glob("*.pth")):
-            self.error("Cannot resume", f"{run.name} has no checkpoint to resume from.",
-                       ["Start a new run from 4 Params."])
+        if not _has_checkpoint(run):
+            # a run that ended before its first checkpoint: the way out is to start it again
+            def done(ok: bool | None) -> None:
+                if ok:
+                    self._resume(run, restart=True)
+
+            self.app.push_screen(Confirm("Start the run again?",
+                                         f"{run.name} ended before its first checkpoint, so there is nothing to "
+                                         "resume. Start it again from step 0 with the same settings?",
+                                         yes="Start again", no="Cancel"), done)
             return
         self._resume(run)
 
     @work(thread=True, group="train-cmd")
-    def _resume(self, run: Path) -> None:
-        code, out = self.app.studio.run_engine(["resume", str(run), "--detach"], timeout=60)
+    def _resume(self, run: Path, restart: bool = False) -> None:
+        args = ["resume", str(run), "--detach"] + (["--restart"] if restart else [])
+        code, out = self.app.studio.run_engine(args, timeout=60)
         self.post_message(JobFinished("resume", code, out))
 
     @on(JobFinished)
@@ -424,3 +435,7 @@ class TrainingScreen(StudioScreen):
 
     def action_open_run(self) -> None:
         self.app.action_goto("home")
+
+
+def _has_checkpoint(run: Path | None) -> bool:
+    return run is not None and (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("checkpoint_*.pth"))
