@@ -21,7 +21,7 @@ def restore(engine) -> None:
     for bad, why in damaged:
         name = bad.name.removesuffix(".damaged")
         engine.rep.warn(f"{name} is damaged ({why}); it was set aside as {bad.name} and is not resumed from",
-                        tag="TRAIN")
+                        tag="TRAIN", code="damaged_checkpoint")
         engine.emit("alert", level="warning", kind="damaged_checkpoint", path=str(bad), reason=why,
                     msg=f"{name} is damaged ({why}); set aside as {bad.name}")
     if found is None:
@@ -31,7 +31,7 @@ def restore(engine) -> None:
     path, data = found
     if damaged:
         engine.rep.warn(f"Resuming from {path.name}, the newest checkpoint that loads: the steps after it are "
-                        "trained again", tag="TRAIN")
+                        "trained again", tag="TRAIN", code="resumed_earlier")
     t = engine.trainer
     model = t.model
     missing, unexpected = model.load_state_dict(data["model"], strict=False)
