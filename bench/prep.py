@@ -111,10 +111,24 @@ def make_repeated_set(folder: Path, takes: int = 6) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------- tools
-def run_xtts_ft(src: Path, out: Path, model: str) -> dict:
+def _preimport() -> None:
+    """Import, before the clock starts, the modules prep imports on first use: coqui's formatter
+    imports its own (torch, torchaudio, faster-whisper, coqui's tokenizer) at module load, also
+    before its clock. Where Python can't write bytecode caches (PYTHONDONTWRITEBYTECODE here),
+    scipy.signal and librosa alone took ~50 s of a loaded 64 s clip-writing stage to compile."""
     import faster_whisper  # noqa: F401
-    import TTS.tts.layers.xtts.tokenizer  # noqa: F401 - imported before timing, as coqui's formatter does
+    import phonemizer.backend  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import silero_vad  # noqa: F401
+    import TTS.tts.layers.xtts.tokenizer  # noqa: F401
 
+    from engine.audio import clean
+
+    clean._resemblyzer()
+
+
+def run_xtts_ft(src: Path, out: Path, model: str) -> dict:
+    _preimport()
     from engine.prep import PrepOptions, run_prep
     from engine.prep.report import Reporter
 

@@ -57,9 +57,7 @@ def describe(exc: OSError, doing: str = "writing") -> str:
     """One line: what went wrong, on which path."""
     path = exc.filename or "?"
     if exc.errno in NO_SPACE:
-        free = free_bytes(path)
-        left = f" ({free / 1e6:.1f} MB free)" if free is not None else ""
-        return f"no space left on device while {doing} {path}{left}"
+        return f"no space left on device while {doing} {path}"
     if exc.errno == errno.EROFS:
         return f"read-only file system: cannot write {path}"
     if exc.errno in DENIED:

@@ -52,3 +52,30 @@ def mixed_sources(tmp_path_factory):
     speechgen.write(root / "hum.wav", (0.05 * np.sin(2 * np.pi * 100 * t)).astype(np.float32))
     (root / "readme.txt").write_text("not a recording")
     return root, known
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk(mb)` mounts a tmpfs of that size and returns (folder, resize(mb)); unmounted after
+    the test. Skipped where mounting is impossible (it needs root, as CI has)."""
+    import subprocess
+
+    mounted = []
+
+    def mount(mb: int):
+        mnt = tmp_path / f"disk{len(mounted)}"
+        mnt.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(mnt)],
+                             capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({res.stderr.strip() or 'mount failed'}); needs root")
+        mounted.append(mnt)
+
+        def resize(new_mb: int) -> None:
+            subprocess.run(["mount", "-o", f"remount,size={new_mb}m", str(mnt)], check=True)
+
+        return mnt, resize
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -190,6 +190,14 @@ class RunModel(EventModel):
         self.log: deque = deque(maxlen=self.LOG_LINES)  # (level, tag, msg)
         self.log_seq = 0  # lines ever added (the log view appends the new ones)
         self.samples: list[dict] = []
+        # the listening test (engine/listen): one curve point per test, the base row apart
+        self.listen_cer = Series(cap)
+        self.listen_sim = Series(cap)
+        self.listen_mos = Series(cap)
+        self.listen_tests: list[dict] = []
+        self.listen_base: dict | None = None
+        self.listening: dict | None = None     # the test in progress: {label, done, total}
+        self.best_listen: dict | None = None
         self.config_changes: list[dict] = []
         self.resumes: list[dict] = []
         self.warnings = 0
@@ -328,6 +336,25 @@ class RunModel(EventModel):
             self.resumes.append(e)
             self.global_step = e.get("global_step", self.global_step) or self.global_step
             self._log("info", "INFO", f"resumed from {e.get('checkpoint')} at global step {e.get('global_step')}")
+        elif t == "listen_progress":
+            self.listening = {k: e.get(k) for k in ("label", "done", "total")}
+        elif t == "listen":
+            self.listening = None
+            keep = {k: e.get(k) for k in ("label", "step", "epoch", "cer", "wer", "similarity", "similarity_xtts",
+                                          "mos", "flagged", "flags", "seconds", "share", "result", "train_loss")}
+            if e.get("label") == "base":     # the base is the curves' point at step 0
+                self.listen_base = keep
+                self.listen_cer.add(0, _num(e.get("cer")))
+                self.listen_sim.add(0, _num(e.get("similarity")))
+                self.listen_mos.add(0, _num(e.get("mos")))
+            else:
+                self.listen_tests = [x for x in self.listen_tests if x.get("label") != keep["label"]] + [keep]
+                x = e.get("step") or 0
+                self.listen_cer.add(x, _num(e.get("cer")))
+                self.listen_sim.add(x, _num(e.get("similarity")))
+                self.listen_mos.add(x, _num(e.get("mos")))
+        elif t == "best_listen":
+            self.best_listen = {k: e.get(k) for k in ("path", "label", "step", "reason", "cer", "similarity")}
         elif t == "sample":
             self.samples.append({k: e.get(k) for k in ("variant", "path", "text", "reference", "tag")})
             if len(self.samples) > 200:

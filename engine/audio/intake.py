@@ -254,7 +254,7 @@ def mono_mix(channels: int) -> str:
     return "pan=mono|c0=" + "+".join(f"{gain:.10g}*c{k}" for k in range(channels)) + ","
 
 
-def decode(path: Path, work_dir: Path, stem: str, on_progress=None, channels: int = 1) -> Decoded:
+def decode(path: Path, work_dir: Path, stem: str, on_progress=None, channels: int = 1, cancel=None) -> Decoded:
     """One streaming ffmpeg pass: mono mix (the channels' mean), resample, loudness measurement,
     two working files. A full disk is raised as OSError(ENOSPC), never as a decoding problem."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +278,12 @@ def decode(path: Path, work_dir: Path, stem: str, on_progress=None, channels: in
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
         done = 0.0
         for line in proc.stdout:            # "-progress" key=value lines, a few per second
+            if cancel is not None and cancel.is_set():     # a threading.Event: the caller gave up
+                proc.kill()
+                proc.wait()
+                for f in (w22, w16):
+                    f.unlink(missing_ok=True)
+                raise IntakeError("cancelled")
             if line.startswith("out_time_us=") and on_progress is not None:
                 try:
                     t = int(line.split("=", 1)[1]) / 1e6

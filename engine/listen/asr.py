@@ -50,6 +50,23 @@ class Ear:
                               f"'{language}': pass --whisper-model NAME|PATH of a multilingual model")
         self.note = self.t.fallback_note
 
+    def release(self) -> None:
+        """Drop the whisper model (GPU memory back during training); the next hear() loads it again."""
+        if self.t._model is None:
+            return
+        self.t._model = None
+        self.t._pipeline = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001, S110 - freeing cache memory is best effort
+            pass
+
     @property
     def model_name(self) -> str:
         return self.t.model_name

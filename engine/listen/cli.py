@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--whisper-model", default="auto", help="whisper name or local folder (as in prep)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda")
     p.add_argument("--max-new-tokens", type=int, default=0, help="cap generated audio tokens (0 = model's limit)")
+    p.add_argument("--sentences", type=int, default=0,
+                   help="cap the test at N sentences per voice (0 = eval clips + all fixed sentences); "
+                        "only used when the run has no test set yet")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_listen)
 

@@ -43,6 +43,7 @@ class Scorer:
         from engine.listen.encoders import mos_available
 
         self.language = language
+        self._real: dict[str, dict] = {}
         t0 = time.time()
         self.encoders: list = []
         if xtts_encoder is None and model_dir is not None:
@@ -92,7 +93,10 @@ class Scorer:
         sim = {name: round(cosine(e, refs.emb[name]), 4) for name, e in emb.items()}
         sim_real = None
         if real is not None and Path(real).is_file() and emb:
-            r_emb = self.embed_all(load16k(real))
+            key = str(real)
+            if key not in self._real:
+                self._real[key] = self.embed_all(load16k(real))
+            r_emb = self._real[key]
             sim_real = {name: round(cosine(emb[name], r_emb[name]), 4) for name in emb}
         mos = None
         if self.mos_ok and seconds >= 0.5:

@@ -24,6 +24,24 @@ class ExportError(Exception):
 
 
 def resolve_checkpoint(run: Path, which: str) -> Path:
+    if which == "best" and _best_by(run) == "listen" and (run / "best_listen.pth").is_file():
+        which = "best-listen"       # --best-by listen: "best" is what the listening test recommends
+    if which == "best-listen":
+        p = run / "best_listen.pth"
+        if p.is_file():
+            return p
+        rec = run / "listen" / "recommended.json"
+        if rec.is_file():
+            try:
+                w = json.loads(rec.read_text(encoding="utf-8")).get("weights")
+            except ValueError:
+                w = None
+            if w and Path(w).is_file():
+                return Path(w)
+            raise ExportError(f"the listening test recommends {w}, which no longer exists (pruned?): "
+                              "export it by path or keep more checkpoints")
+        raise ExportError(f"{run} has no listening result (no best_listen.pth): train with --listen-every, "
+                          f"or run `xtts-ft listen {run}` first")
     if which == "best":
         p = run / "best_model.pth"
         if p.is_file():
@@ -38,6 +56,13 @@ def resolve_checkpoint(run: Path, which: str) -> Path:
     if not p.is_file():
         raise ExportError(f"--checkpoint: file not found: {p}")
     return p
+
+
+def _best_by(run: Path) -> str:
+    try:
+        return json.loads((run / "run_config.json").read_text(encoding="utf-8")).get("best_by") or "loss"
+    except (OSError, ValueError):
+        return "loss"
 
 
 def dataset_speaker(dataset: str | Path) -> str | None:

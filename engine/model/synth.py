@@ -55,8 +55,18 @@ def load_run_weights(model, weights: str | Path) -> None:
     model.gpt.eval()
 
 
+def conditioning(model, speaker_wav: str | Path | list):
+    """(GPT conditioning latents, speaker embedding) of the reference clip(s): compute once, pass to
+    `synthesize(..., conditioning=)` for every sentence with the same weights."""
+    import torch
+
+    refs = [str(p) for p in speaker_wav] if isinstance(speaker_wav, list) else [str(speaker_wav)]
+    with torch.inference_mode():
+        return model.get_conditioning_latents(audio_path=refs, gpt_cond_len=6, max_ref_length=10)
+
+
 def synthesize(model, text: str, speaker_wav: str | Path | list, language: str, out: str | Path,
-               max_new_tokens: int | None = None, seed: int = 0) -> dict:
+               max_new_tokens: int | None = None, seed: int = 0, conditioning=None) -> dict:
     import soundfile as sf
     import torch
 
@@ -68,9 +78,25 @@ def synthesize(model, text: str, speaker_wav: str | Path | list, language: str, 
     if max_new_tokens:
         kwargs["max_new_tokens"] = int(max_new_tokens)
     t0 = time.time()
-    with torch.inference_mode():
-        latent, spk = model.get_conditioning_latents(audio_path=refs, gpt_cond_len=6, max_ref_length=10)
-        res = model.inference(text, language, latent, spk, temperature=0.75, **kwargs)
+    codes: list = []   # the audio tokens generate() returned: did it stop, or hit the token limit?
+    gpt = model.gpt
+    generate = gpt.generate
+
+    def _generate(*args, **kw):
+        out = generate(*args, **kw)
+        codes.append(out[0] if isinstance(out, tuple) else out)
+        return out
+
+    gpt.generate = _generate
+    try:
+        with torch.inference_mode():
+            if conditioning is None:
+                latent, spk = model.get_conditioning_latents(audio_path=refs, gpt_cond_len=6, max_ref_length=10)
+            else:
+                latent, spk = conditioning
+            res = model.inference(text, language, latent, spk, temperature=0.75, **kwargs)
+    finally:
+        del gpt.generate
     wav = res["wav"]
     wav = wav.cpu().numpy() if hasattr(wav, "cpu") else wav
     out = Path(out)
@@ -79,7 +105,12 @@ def synthesize(model, text: str, speaker_wav: str | Path | list, language: str, 
 
     with atomic_path(out, suffix=".wav") as tmp:
         sf.write(str(tmp), wav, 24000, subtype="PCM_16", format="WAV")
-    return {"path": str(out), "seconds": round(len(wav) / 24000, 3), "elapsed": round(time.time() - t0, 3)}
+    stop = int(gpt.stop_audio_token)
+    n_codes = sum(int((c != stop).sum()) for c in codes)
+    stopped = all(bool((c == stop).any()) for c in codes) if codes else None
+    limit = int(max_new_tokens) if max_new_tokens else int(getattr(gpt, "max_gen_mel_tokens", 0) or 0) or None
+    return {"path": str(out), "seconds": round(len(wav) / 24000, 3), "elapsed": round(time.time() - t0, 3),
+            "codes": n_codes, "stopped": stopped, "limit": limit}
 
 
 def _clips(dataset: str | Path) -> list[tuple[Path, str, float]]:

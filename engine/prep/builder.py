@@ -13,6 +13,7 @@ import io
 import math
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,7 @@ class Prep:
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
         self._pool = None             # the prefetch worker (one thread) while sources are prepared
+        self._cancel = threading.Event()   # set when the run ends early: the worker stops
         self._ahead = None            # (path, stem, sha, probe info, future) of the next source
         self.skipped: list[dict] = []
         self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
@@ -389,11 +391,19 @@ class Prep:
     def _prefetcher(self):
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prep-prefetch")
+        prefix = f"prep-prefetch-{id(self):x}"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=prefix)
+        self._cancel.clear()
         try:
             yield
         except BaseException:
-            self._pool.shutdown(wait=False, cancel_futures=True)    # Ctrl-C: don't wait for its decode
+            # Ctrl-C, disk full: stop the decode running ahead (its ffmpeg is killed within a second)
+            # and wait for it, so no working file is written after the run has cleaned up
+            self._cancel.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            for t in threading.enumerate():     # also a worker started by a submit() the signal cut short
+                if t.name.startswith(prefix) and t is not threading.current_thread():
+                    t.join()
             raise
         else:
             self._pool.shutdown(wait=True)
@@ -420,8 +430,8 @@ class Prep:
         if show:
             with r.progress("decode", f"Decoding {sf_.rel}", round(info.duration, 1) or None) as bar:
                 decoded = intake.decode(sf_.path, self.work, stem, on_progress=bar.advance, channels=info.channels)
-        else:
-            decoded = intake.decode(sf_.path, self.work, stem, channels=info.channels)
+        else:   # the prefetch worker: stops within a second when the run ends early (Ctrl-C, disk full)
+            decoded = intake.decode(sf_.path, self.work, stem, channels=info.channels, cancel=self._cancel)
         stats, power = analysis.scan(decoded.work22)
         if stats.peak < 1e-4:
             raise intake.IntakeError("digital silence (no signal at all)")
@@ -429,8 +439,12 @@ class Prep:
             with r.progress("vad", f"Voice activity {sf_.rel}", round(decoded.duration, 1)) as bar:
                 regions, _probs = vad.speech_regions(decoded.work16, on_progress=bar.advance)
         else:
-            regions, _probs = vad.speech_regions(decoded.work16)
+            regions, _probs = vad.speech_regions(decoded.work16, on_progress=self._check_cancel)
         return decoded, stats, power, regions
+
+    def _check_cancel(self, *_args) -> None:
+        if self._cancel.is_set():
+            raise intake.IntakeError("cancelled")
 
     def _prefetched(self, path: Path):
         """The worker's result for `path` (its exceptions raised here), or None."""

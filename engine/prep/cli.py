@@ -50,7 +50,8 @@ def register(sub) -> None:
                    "(default: adaptive, between 0.70 and 0.93; see docs/prep.md)")
     p.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="leave out clips whose mean word probability is under P, or whose two whisper passes "
-                   "disagree (flag doubtful; restore them in Review). Default: keep them, flagged low_confidence")
+                   "disagree (flag doubtful; restore them in Review) (default: off; clips under 0.5 are kept, flagged "
+                   "low_confidence)")
     p.add_argument("--model", default=None, metavar="DIR",
                    help="base XTTS model folder: the content report measures its vocab.json's coverage of the text")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (messages go to stderr)")

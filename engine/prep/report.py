@@ -68,9 +68,13 @@ class Reporter:
             style = "bold yellow" if level == "warning" else TAG_STYLES.get(tag, "white")
             if level == "error":
                 style = "bold red"
-            self.console.print(f"[{style}]{escape(prefix)}[/] {escape(msg)}", highlight=False, soft_wrap=True)
-            for line in details:
-                self.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+            try:
+                self.console.print(f"[{style}]{escape(prefix)}[/] {escape(msg)}", highlight=False, soft_wrap=True)
+                for line in details:
+                    self.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+            except OSError as exc:     # the console may be a log file on a full disk (the training worker)
+                if self.write_error is None:
+                    self.write_error = exc
         if self._log is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             try:

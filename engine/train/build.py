@@ -42,6 +42,13 @@ def build(engine) -> None:
         raise UserFacingError(f"no training samples found in {cfg['dataset']}/metadata_train.csv")
     engine.n_train, engine.n_eval = len(train_samples), len(eval_samples)
     engine.rep.info(f"Loaded {engine.n_train} training and {engine.n_eval} eval samples", tag="MODEL")
+    from engine.train import datacheck  # every listed clip decodes whole and is long enough
+
+    clips = datacheck.check_clips(train_samples, eval_samples, cfg["dataset"], cfg["max_audio_seconds"])
+    if clips.bad:
+        engine.emit("preflight", check="audio", ok=False, bad=[{"file": f, "reason": r} for f, r in clips.bad[:50]])
+        raise UserFacingError(datacheck.problem_message(clips, cfg["dataset"]))
+    engine.emit("preflight", check="audio", ok=True, clips=clips.checked, train_seconds=round(clips.seconds, 2))
     dataset_warnings(engine.rep, train_samples, eval_samples, cfg)
     engine.emit("preflight", check="dataset", train_samples=engine.n_train, eval_samples=engine.n_eval)
 

@@ -14,6 +14,7 @@ or SIGKILL leaves either the old set of files or the new one, never a torn file 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -33,8 +34,11 @@ def strip_frozen(state: dict) -> dict:
 
 def write(path: Path, payload: dict) -> Path:
     """torch.save into a temporary file, then rename."""
-    with atomic_path(path, suffix=".partial") as tmp:
-        torch.save(payload, tmp)
+    # through a file this code closes: when the write fails (disk full) the half-written temporary
+    # is closed before it is removed, so its space is free again at once (for the `failed` event);
+    # torch.save(payload, path) keeps the file open until garbage collection
+    with atomic_path(path, suffix=".partial") as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -80,13 +84,21 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def latest_loadable(run: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint that loads; a damaged one is skipped (and reported by the caller)."""
+def latest_loadable(run: Path, damaged: list[tuple[Path, str]] | None = None) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads. A damaged one is skipped, renamed `*.damaged` (so it is
+    neither resumed from nor counted again) and added to `damaged` as (path, reason) for the caller
+    to report."""
     for _, p in reversed(list_checkpoints(run)):
         try:
             data = load(p)
-        except Exception:  # noqa: BLE001 - any failure: try the previous one
-            continue
-        if isinstance(data, dict) and data.get("format") == FORMAT:
+            reason = None if isinstance(data, dict) and data.get("format") == FORMAT else "not an xtts-ft checkpoint"
+        except Exception as exc:  # noqa: BLE001 - any failure: try the previous one
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'}"
+        if reason is None:
             return p, data
+        aside = p.with_name(p.name + ".damaged")
+        with contextlib.suppress(OSError):
+            os.replace(p, aside)
+        if damaged is not None:
+            damaged.append((aside if aside.exists() else p, reason))
     return None

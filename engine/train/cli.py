@@ -36,12 +36,17 @@ def register(sub) -> None:
     for opt in tc.OPTIONS:
         add_option(p, opt)
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.add_argument("--restart", action="store_true",
+                   help="--run already holds a run: delete it (its checkpoints too) and start this one in its place")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     p.add_argument("run", help="run folder")
     p.add_argument("--epochs", default=None, help="raise the planned number of epochs")
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.add_argument("--restart", action="store_true",
+                   help="start the run again from step 0 with its saved settings (deletes its checkpoints); "
+                   "the way out when it ended before its first checkpoint")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("stop", help="stop a run safely (finish the step, write a checkpoint)")
@@ -64,7 +69,9 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="export a run as a compact model folder (AllTalk / coqui-tts)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="e.g. models/xtts/myvoice")
-    p.add_argument("--checkpoint", default="best", help="best | last | PATH")
+    p.add_argument("--checkpoint", default="best",
+                   help="best | best-listen (the listening test's pick) | last | PATH; with --best-by listen, "
+                        "best = best-listen")
     p.add_argument("--speaker-name", default=None,
                    help="name of the finetuned voice in the export's speakers_xtts.pth (default: the dataset's "
                    "speaker), usable as `speaker=NAME` in coqui-tts and in AllTalk's voice list")
@@ -210,11 +217,19 @@ def build_run_config(args) -> dict:
         raise UserError(f"--language {cfg['language']}: the model supports {', '.join(info.languages)}")
     if cfg.get("base_checkpoint"):
         cfg["base_checkpoint"] = resolve_base_checkpoint(cfg["base_checkpoint"])
-    if run.exists() and (run / "run_config.json").exists():
-        raise UserError(f"--run {run} already holds a run: continue it with `xtts-ft resume {run}` "
+    restart = getattr(args, "restart", False)
+    if run.exists() and (run / "run_config.json").exists() and not restart:
+        from engine.train import checkpoints as ck
+
+        if ck.list_checkpoints(run):
+            raise UserError(f"--run {run} already holds a run: continue it with `xtts-ft resume {run}`, start it "
+                            "again with --restart (deletes its checkpoints), or choose a new --run folder")
+        raise UserError(f"--run {run} already holds a run that ended before its first checkpoint: start it again "
+                        f"with --restart (or `xtts-ft resume {run} --restart` for its old settings), "
                         "or choose a new --run folder")
-    if run.exists() and any(run.iterdir()):
-        raise UserError(f"--run {run} exists and is not empty")
+    if run.exists() and not (run / "run_config.json").exists() and any(
+            p.name != locks_name() for p in run.iterdir()):
+        raise UserError(f"--run {run} exists and is not empty (and holds no run: --restart will not clear it)")
     cfg.update(dataset=str(dataset.resolve()), model=str(model.resolve()), run=str(run.resolve()))
     from engine.train import distributed as dist
 
@@ -245,11 +260,48 @@ def _start(run: Path, detach: bool, resume: bool) -> int:
     return Follower(run).follow(from_start=not resume)
 
 
+def locks_name() -> str:
+    from engine import locks
+
+    return locks.LOCK_NAME
+
+
+def _not_busy(run: Path) -> None:
+    """Refuse at once when a process holds the run (its pid named), before anything is changed."""
+    from engine import locks
+    from engine.train import process
+
+    holder = locks.holder(run) if run.is_dir() else None
+    if holder is not None:
+        raise UserError(locks.busy_message(run, holder))
+    if process.process_alive(run):
+        raise UserError(f"{run} is still running (pid {process.worker_pid(run)})")
+
+
+def _clear_run(run: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete what an earlier attempt left in RUN (checkpoints, events, logs, samples...)."""
+    import shutil
+
+    from engine import locks
+
+    for p in run.iterdir():
+        if p.name in keep or p.name == locks.LOCK_NAME:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    print(f"[INFO] {run}: the earlier attempt was deleted; starting again from step 0")
+
+
 def cmd_train(args) -> int:
     from engine.atomic import write_text
 
     cfg = build_run_config(args)
     run = Path(cfg["run"])
+    if getattr(args, "restart", False) and (run / "run_config.json").exists():
+        _not_busy(run)
+        _clear_run(run)
     run.mkdir(parents=True, exist_ok=True)
     write_text(run / "run_config.json", tc.dump(cfg))
     print(f"[MODEL] Training configuration saved to {run / 'run_config.json'}")
@@ -278,16 +330,17 @@ def _batch_text(cfg: dict) -> str:
 def cmd_resume(args) -> int:
     from engine.atomic import write_text
     from engine.train import checkpoints as ck
-    from engine.train import process
 
     run = Path(args.run)
     cfg_path = run / "run_config.json"
     if not cfg_path.is_file():
         raise UserError(f"{run} is not a training run (no run_config.json)")
-    if process.process_alive(run):
-        raise UserError(f"{run} is still running (pid {process.worker_pid(run)})")
-    if not ck.list_checkpoints(run):
-        raise UserError(f"{run}: no checkpoint to resume from (the run stopped before its first checkpoint)")
+    _not_busy(run)
+    if args.restart:
+        _clear_run(run, keep=("run_config.json",))
+    elif not ck.list_checkpoints(run):
+        raise UserError(f"{run}: no checkpoint to resume from (the run ended before its first checkpoint); "
+                        f"start it again with `xtts-ft resume {run} --restart`")
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     if args.epochs is not None:
         try:
@@ -295,7 +348,7 @@ def cmd_resume(args) -> int:
         except tc.ConfigError as exc:
             raise UserError(str(exc)) from None
         write_text(cfg_path, tc.dump(cfg))
-    return _start(run, args.detach, resume=True)
+    return _start(run, args.detach, resume=not args.restart)
 
 
 def cmd_stop(args) -> int:

@@ -99,6 +99,17 @@ OPTIONS: list[Option] = [
     Option("print_step", int, 25, "coqui console print interval in steps (log file only)", 1, 100000),
     Option("max_new_tokens", int, 0, "cap on generated audio tokens for samples; 0 = model default "
            "(tiny random models are capped at 60)", 0, 10000),
+    # listening test during training: engine/listen/training.py, docs/listening.md
+    Option("listen_every", str, "auto", "listening test (synthesise a fixed test with the model in memory; "
+           "CER, speaker similarity, MOS, hallucination flags) every N epochs; auto = on a GPU, as often as it costs at "
+           "most 10% of the run's time (off on a CPU); 0 = off"),
+    Option("listen_sentences", int, 0, "sentences per voice in the listening test; 0 = eval clips (up to 3) + "
+           "the 4 fixed unseen sentences", 0, 100),
+    Option("listen_datasets", str, "", "more dataset folders (comma-separated) whose voices the listening "
+           "test also scores: forgetting an earlier voice shows as a curve"),
+    Option("listen_whisper_model", str, "auto", "whisper model of the listening test (as prep's --whisper-model)"),
+    Option("best_by", str, "loss", "which checkpoint is 'best' for export and samples: eval loss, or the "
+           "listening test's recommendation (BEST LISTEN)", choices=("loss", "listen")),
     # several GPUs / processes: engine/train/distributed.py
     Option("gpus", str, "", "train on several GPUs of this machine with DistributedDataParallel: 0,1 or all; "
            "empty = one process (batch size is then per GPU)"),
@@ -186,6 +197,12 @@ def resolve(cli_values: dict, toml_path: str | None = None) -> dict:
     for k in ("dataset", "model", "run"):
         if not merged.get(k):
             raise ConfigError(f"--{k} is required (on the command line or in --config)")
+    le = str(merged["listen_every"]).strip().lower()
+    if le != "auto" and not (le.isdigit() and int(le) <= 1000):
+        raise ConfigError(f"--listen-every: {merged['listen_every']!r} is not auto or a number of epochs 0..1000")
+    merged["listen_every"] = le
+    if merged["best_by"] == "listen" and le == "0":
+        raise ConfigError("--best-by listen needs the listening test (--listen-every auto or N > 0)")
     if merged["text_ce_weight"] == 0 and merged["mel_ce_weight"] == 0:
         raise ConfigError("--text-ce-weight and --mel-ce-weight are both 0: the loss would be 0 and nothing "
                           "would be learned")

@@ -192,6 +192,11 @@ def make_model_class(GPTTrainer, engine):
             return dist.sampler(dataset, engine.dist) if engine.dist.enabled else None
 
         def get_data_loader(self, config, *, is_eval=False, samples=None, verbose=True):
+            # XTTSDataset shuffles the list it is given in place (seeded): handing it a copy keeps the
+            # trainer's list in file order, so every loader built (at the start, after a resume, after
+            # an out-of-memory back-off) maps item numbers to the same clips, and a resumed run draws
+            # exactly what the uninterrupted run drew
+            samples = list(samples) if samples is not None else None
             loader = super().get_data_loader(config, is_eval=is_eval, samples=samples, verbose=verbose)
             if not is_eval:
                 from engine.train import distributed as dist

@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print("usage: python -m engine.train.distributed RUN_DIR [--resume]", file=sys.stderr)
         return 2
-    return launch(Path(argv[0]), resume="--resume" in argv)
+    from engine.train.worker import held
+
+    return held(argv[0], lambda: launch(Path(argv[0]), resume="--resume" in argv))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ class StepEvents:
                     global_step=trainer.total_steps_done, train_loss=mean)
         if not trainer.config.run_eval and mean is not None:
             self.judge(mean, mean_train=None, source="train")
+        self.e.listening.epoch_end(trainer, mean)     # the listening test, when due (rank 0 only)
         if self.e.dist.enabled:
             self._sync(None, None)  # every rank takes the same stop / early-stop decision here
         self.honour_stop(trainer)

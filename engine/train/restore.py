@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.train import checkpoints as ck
+from engine.train import rng
 from engine.train.batches import PartialLoader, set_batch
 from engine.train.errors import UserFacingError
 from engine.train.monitor import Monitor
@@ -15,10 +16,22 @@ def restore(engine) -> None:
 
     if engine.dist.is_main:  # only rank 0 touches the run folder
         ck.clean_partials(engine.run)
-    found = ck.latest_loadable(engine.run)
+    damaged: list = []
+    found = ck.latest_loadable(engine.run, damaged)
+    for bad, why in damaged:
+        name = bad.name.removesuffix(".damaged")
+        engine.rep.warn(f"{name} is damaged ({why}); it was set aside as {bad.name} and is not resumed from",
+                        tag="TRAIN")
+        engine.emit("alert", level="warning", kind="damaged_checkpoint", path=str(bad), reason=why,
+                    msg=f"{name} is damaged ({why}); set aside as {bad.name}")
     if found is None:
-        raise UserFacingError(f"no loadable checkpoint in {ck.checkpoint_dir(engine.run)}: nothing to resume")
+        what = f"{len(damaged)} damaged checkpoint(s) set aside" if damaged else "no checkpoint"
+        raise UserFacingError(f"nothing to resume in {ck.checkpoint_dir(engine.run)} ({what}); start the run "
+                              f"again with `xtts-ft resume {engine.run} --restart`")
     path, data = found
+    if damaged:
+        engine.rep.warn(f"Resuming from {path.name}, the newest checkpoint that loads: the steps after it are "
+                        "trained again", tag="TRAIN")
     t = engine.trainer
     model = t.model
     missing, unexpected = model.load_state_dict(data["model"], strict=False)
@@ -43,8 +56,11 @@ def restore(engine) -> None:
     offset = int(data.get("next_epoch_step", 0))
     import random
 
-    random.seed(engine.cfg["seed"] + t.total_steps_done)
-    torch.manual_seed(engine.cfg["seed"] + t.total_steps_done)
+    if data.get("rng"):
+        rng.set_state(data["rng"])      # where every generator was when the checkpoint was written
+    else:                               # checkpoints of older versions
+        random.seed(engine.cfg["seed"] + t.total_steps_done)
+        torch.manual_seed(engine.cfg["seed"] + t.total_steps_done)
     if offset > 0:
         loader = t.get_train_dataloader(t.train_samples, verbose=False)
         t.train_loader = PartialLoader(loader, len(loader) - offset)

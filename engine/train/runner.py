@@ -18,6 +18,8 @@ current optimizer step.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -25,7 +27,9 @@ import time
 import traceback
 from pathlib import Path
 
+from engine import ioerrors
 from engine.events import EventWriter
+from engine.listen.training import check_listening, start_listening
 from engine.prep.report import Reporter
 from engine.train.build import build
 from engine.train.errors import OOMFailure, StopTraining, UserFacingError, finite
@@ -79,6 +83,9 @@ class Engine:
         self.batch_size = int(self.cfg["batch_size"])
         self.grad_accum = int(self.cfg["grad_accum"])
         self.device = "cpu"
+        from engine.listen.training import TrainingListener
+
+        self.listening = TrainingListener(self)    # --listen-every: engine/listen/training.py
 
     # ---------------------------------------------------------------- events
     def state(self, state: str, **kw) -> None:
@@ -102,12 +109,14 @@ class Engine:
         self.state("preparing", resume=self.resume, pid=os.getpid())
         code = 1
         try:
+            check_listening(self)
             preflight(self)
             if self.dist.is_main:
                 self.sampler.start()
             build(self)
             if self.resume:
                 restore(self)
+            start_listening(self)
             self.state("training", epochs=self.cfg["epochs"], global_step=self.trainer.total_steps_done)
             fit_with_backoff(self)
             self.saver.save_checkpoint("final")
@@ -133,7 +142,17 @@ class Engine:
             self.state("failed", reason=str(exc))
             code = 1
         except BaseException as exc:  # noqa: BLE001 - the run must always end with a state
-            traceback.print_exc()
+            known = ioerrors.as_os_error(exc, self.run) if isinstance(exc, Exception) else None
+            with contextlib.suppress(OSError):      # the log may sit on the disk that is full
+                traceback.print_exc()
+            if known is not None and not self.dist.enabled:
+                # disk full / permission denied writing a checkpoint, the best model, a log: say so
+                reason = self._io_failure(known)
+                self.rep.error(reason)
+                self.state("failed", reason=reason, io_error=errno.errorcode.get(known.errno, str(known.errno)),
+                           path=known.filename, global_step=self.trainer.total_steps_done if self.trainer else 0)
+                code = 1
+                return code
             self.rep.error(f"training failed: {type(exc).__name__}: {exc}")
             if self.dist.enabled:
                 code = self._rank_failed(exc)
@@ -151,6 +170,19 @@ class Engine:
             sys.stdout.flush()
             self.events.close()
         return code
+
+    def _io_failure(self, exc: OSError) -> str:
+        """One line for a write that failed: what, where, and what was kept."""
+        from engine.train import checkpoints as ck
+
+        reason = ioerrors.describe(exc)
+        kept = ck.list_checkpoints(self.run)
+        if kept:
+            reason += (f"; the checkpoints written before it are kept (newest: step {kept[-1][0]}): "
+                       f"make room, then `xtts-ft resume {self.run}`")
+        else:
+            reason += f"; no checkpoint was written yet: make room, then `xtts-ft resume {self.run} --restart`"
+        return reason
 
     def _rank_failed(self, exc: BaseException) -> int:
         """A failure in a distributed run: record the reason in torchrun's error file; rank 0 writes

@@ -30,6 +30,8 @@ def write_samples(engine, which: str, tag: str) -> None:
     out = engine.run / "samples"
     cap = int(engine.cfg["max_new_tokens"]) or (60 if engine.model_info.tiny else None)
     weights = engine.best_path if engine.best_path.exists() else None
+    if engine.cfg.get("best_by") == "listen" and (engine.run / "best_listen.pth").exists():
+        weights = engine.run / "best_listen.pth"      # --best-by listen: the listening test's pick
     if weights is None:
         last = ck.list_checkpoints(engine.run)
         weights = last[-1][1] if last else None

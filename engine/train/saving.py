@@ -33,6 +33,9 @@ class Saver:
             "time": time.time(),
         }
         if full:
+            from engine.train import rng
+
+            data["rng"] = rng.state()
             data["optimizer"] = t.optimizer[0].state_dict()
             data["scheduler"] = t.scheduler[0].state_dict() if t.scheduler[0] is not None else None
             data["scaler"] = t.scaler.state_dict() if t.scaler is not None else None

@@ -59,10 +59,11 @@ def _patch_checkpoints(module) -> None:
         @staticmethod
         def save(obj, f, *args, **kwargs):
             torch.save(obj, f, *args, **kwargs)
-            m = _TEMP_CHECKPOINT.match(os.path.basename(str(f)))
+            path = str(getattr(f, "name", f))     # a path, or the open file checkpoints.write hands it
+            m = _TEMP_CHECKPOINT.match(os.path.basename(path))
             if m and int(m.group(1)) >= int(slow_at):
-                with open(os.path.join(os.path.dirname(str(f)), "SLOW_CHECKPOINT_WRITING"), "w") as marker:
-                    marker.write(str(f))
+                with open(os.path.join(os.path.dirname(path), "SLOW_CHECKPOINT_WRITING"), "w") as marker:
+                    marker.write(path)
                 time.sleep(120)
 
     module.torch = SlowSave()

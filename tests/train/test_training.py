@@ -151,7 +151,7 @@ def test_export_loads_in_coqui_and_carries_the_trained_weights(main_run, tmp_pat
 
 
 # ---------------------------------------------------------------- crash, survival, stop, resume
-def test_run_survives_parent_sigkill_during_checkpoint_then_stop_and_resume(tiny_model, dataset, tmp_path):
+def test_run_survives_parent_sigkill_during_checkpoint_then_stop_and_resume(tiny_model, dataset, tmp_path, main_run):
     run = tmp_path / "r"
     env = dict(os.environ, XTTS_FT_FAULT="slow-checkpoint@4")
     # 1. a followed run whose parent (the terminal's process) is killed: the worker keeps training
@@ -205,8 +205,19 @@ def test_run_survives_parent_sigkill_during_checkpoint_then_stop_and_resume(tiny
     assert [s["epoch"] for s in steps_of(evs)][-1] == 1
     bad = [(e["type"], p) for e in evs for p in validate(e)]
     assert bad == []
+    # exact resume: the same settings as the main run (only checkpoint frequency differs), so after a
+    # SIGKILL, a resume, a stop mid-epoch and a second resume across the epoch boundary, every step's
+    # loss is the uninterrupted run's (same clips drawn, same dropout, same learning rate)
+    uninterrupted = {s["global_step"]: s["loss"] for s in steps_of(main_run["events"])}
+    final = {s["global_step"]: s["loss"] for s in steps_of(evs)}   # the last attempt at each step
+    assert sorted(final) == sorted(uninterrupted) == list(range(1, 15))
+    assert all(abs(final[k] - uninterrupted[k]) < 1e-6 for k in final), \
+        [(k, final[k], uninterrupted[k]) for k in final if abs(final[k] - uninterrupted[k]) >= 1e-6]
+    lrs = {s["global_step"]: s["lr"] for s in steps_of(main_run["events"])}
+    assert all(abs(s["lr"] - lrs[s["global_step"]]) < 1e-12 for s in steps_of(evs))
     data = ck.load(ck.list_checkpoints(run)[-1][1])
     assert data["step"] == 14 and data["opt_steps"] == 14
+    assert set(data["rng"]) >= {"python", "numpy", "torch"}
     # the resumed optimizer carried its state (AdamW step counts continue)
     st = next(iter(data["optimizer"]["state"].values()))
     assert float(st["step"]) == 14

@@ -170,3 +170,29 @@ async def test_replay_two_gpus_one_gauge_each(workspace):
         assert "17.0/24.0 GB" in texts[0] and "16.6/24.0 GB" in texts[1] and "96%" in texts[0]
         assert "RAM" in str(app.screen.query_one("#ram").render())
         assert "batch 4 x 2 GPUs x 2 = 16" in screen_text(app)
+
+
+@sync
+async def test_a_failed_run_without_checkpoint_offers_start_again(workspace, monkeypatch):
+    """A run that ended before its first checkpoint: r asks to start it again, then runs `resume --restart`."""
+    run = install_run("failed_run", workspace / "runs" / "failed")
+    app = make_app(root=workspace, run=run, start="train", query_gpu=False)
+    calls = []
+    monkeypatch.setattr(app.studio, "run_engine", lambda args, timeout=60: calls.append(args) or (0, "started"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        m = app.run_model
+        await settle(app, pilot, lambda: m.state == "failed" and not m.replaying)
+        if app.current_mode != "train":
+            await pilot.press("5")
+            await pilot.pause(0.5)
+        banner = app.screen.query_one("#banner")
+        await settle(app, pilot, lambda: m.state == "failed" and not m.replaying and banner.shown_key)
+        assert banner.shown_key[4].startswith("r start again"), banner.shown_key
+        await pilot.press("r")
+        await pilot.pause(0.5)
+        assert "Start the run again?" in screen_text(app)
+        await pilot.press("enter")
+        t0 = time.monotonic()
+        while not calls and time.monotonic() - t0 < 10:
+            await pilot.pause(0.1)
+    assert calls == [["resume", str(run), "--detach", "--restart"]]

@@ -51,6 +51,17 @@ GUIDE = {
             "batch ratio (with warm-up steps) or train more epochs.",
     "grad_checkpointing": "The memory line above says whether auto turns it on for the GPU (size) chosen; its max "
                           "batch counts on auto turning it on when a batch needs it.",
+    "listen_every": "Listening test: the model says a fixed test (eval clips' texts + 4 unseen sentences) and is "
+                    "scored for intelligibility (whisper CER), speaker similarity, DNSMOS and babble/loop/cut-off "
+                    "flags; curves on Training (l), table on Results. Cost per test: sentences x (synthesis + "
+                    "scoring), about 1-2 s per sentence on a GPU, far more on a CPU (bench/results/listen.txt). "
+                    "auto keeps it at most 10% of the run's time on a GPU and is off on a CPU; N tests every N epochs.",
+    "listen_sentences": "Fewer sentences make each listening test cheaper and noisier (0 = eval clips, up to 3, "
+                        "+ the 4 fixed sentences: about 7).",
+    "best_by": "listen: export and samples use BEST LISTEN, the checkpoint the listening test recommends "
+               "(CER no worse than the base + 0.05, then the highest speaker similarity; docs/listening.md).",
+    "listen_datasets": "Sequential multi-voice training (the guide): the datasets of voices trained earlier, so "
+                       "forgetting them shows as a curve.",
     "language": "Built-in XTTS languages use coqui's text cleaning; a code added to the model by `xtts-ft vocab "
                 "extend --language CODE` uses the cleaner stored in its config.json (basic or none).",
 }

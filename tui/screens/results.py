@@ -1,4 +1,5 @@
-"""Results: the run's checkpoints with their eval loss, the A/B samples, export to
+"""Results: the run's checkpoints with their eval loss, the listening test per checkpoint (base row,
+flags, the recommended checkpoint, every test sentence playable), the A/B samples, export to
 models/xtts/<name>/ (`xtts-ft export` in a child process)."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class ResultsScreen(StudioScreen):
         Binding("x", "export", "Export", id="results.export"),
         Binding("p", "play", "Play sample", id="results.play"),
         Binding("f", "refresh", "Refresh", id="results.refresh"),
+        Binding("L", "listen", "Listen", id="results.listen",
+                tooltip="Run the listening test on the best and last checkpoints and the base (its own job)"),
     ]
 
     def __init__(self) -> None:
@@ -36,7 +39,9 @@ class ResultsScreen(StudioScreen):
         with Vertical(id="results-body"):
             yield Static(id="results-head")
             yield DataTable(id="ckpts", cursor_type="row", zebra_stripes=True)
-            yield Static("A/B samples (p plays the selected one)", classes="title")
+            yield Static(id="listen-head", classes="title")
+            yield DataTable(id="listen", cursor_type="row", zebra_stripes=True)
+            yield Static("Samples: A/B, and the highlighted listening test's sentences (p plays)", classes="title")
             yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
             yield Static(id="results-note", classes="hint")
 
@@ -47,6 +52,13 @@ class ResultsScreen(StudioScreen):
         s = self.query_one("#samples", DataTable)
         for key, w in (("variant", 10), ("file", 24), ("text", 32)):  # fits 80 columns
             s.add_column(key, key=key, width=w)
+        lt = self.query_one("#listen", DataTable)
+        for key, w in (("test", 9), ("step", 5), ("CER", 5), ("WER", 5), ("sim", 5), ("simX", 5), ("MOS", 4),
+                       ("flagged", 7), ("flags", 16)):
+            lt.add_column(key, key=key, width=w)
+        self.listen: list[dict] = []
+        self.listen_sig = None
+        self.listen_cursor = 0
         self.set_interval(1.0, self.tick)
         self.tick()
 
@@ -58,10 +70,24 @@ class ResultsScreen(StudioScreen):
     def _project(self, message: ProjectChanged) -> None:
         self.drawn = -1
 
+    def _listen_sig(self, run):
+        """Changes when a listening test (in training or from a listen job) writes its result."""
+        if run is None:
+            return None
+        d = Path(run) / "listen"
+        try:
+            return tuple(sorted((p.parent.name, p.stat().st_mtime) for p in d.glob("*/result.json")))
+        except OSError:
+            return None
+
     def tick(self) -> None:
         m = self.app.run_model
-        if m.version == self.drawn or self.app.current_mode != self.MODE:
+        if self.app.current_mode != self.MODE:
+            return
+        sig = self._listen_sig(m.run)
+        if m.version == self.drawn and sig == self.listen_sig:
             return  # unchanged, or not shown (on_screen_resume catches up)
+        self.listen_sig = sig
         with m.lock:
             self.drawn = m.version
             run = m.run
@@ -89,6 +115,13 @@ class ResultsScreen(StudioScreen):
             rows.append({"path": c["path"], "label": Path(c["path"]).name, "step": c.get("global_step"),
                          "epoch": c.get("epoch"), "loss": eval_at(c.get("global_step")), "why": c.get("reason"),
                          "size": c.get("size_bytes"), "choice": c["path"]})
+        bl = Path(run) / "best_listen.pth"
+        if bl.is_file():
+            info = m.best_listen or {}
+            rows.insert(1 if rows and rows[0]["choice"] == "best" else 0,
+                        {"path": str(bl), "label": "best_listen.pth ♪", "step": info.get("step"), "epoch": None,
+                         "loss": eval_at(info.get("step")), "why": "best listen", "size": _size(str(bl)),
+                         "choice": "best-listen"})
         self.rows = [r for r in rows if Path(r["path"]).exists() or r["choice"] == "best"]
         t = self.query_one("#ckpts", DataTable)
         t.clear()
@@ -99,18 +132,86 @@ class ResultsScreen(StudioScreen):
                       f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "–",
                       f"{r['size'] / 1e6:.0f} MB" if r.get("size") else ("missing" if missing else "–"),
                       r["why"] or "")
+        self.ab_samples = samples
+        self._draw_listen(run)
+        self._draw_samples()
+        head.update(Text(f"{run.name}: {state}, {len(self.rows)} checkpoint(s), {len(samples)} sample(s). "
+                         f"x exports the selected checkpoint to models/xtts/<name>/", no_wrap=True,
+                         overflow="ellipsis"))
+        if not samples and not self.listen:
+            self.query_one("#results-note", Static).update(
+                "No samples yet: the engine writes base and finetuned samples when training ends.")
+        self.refresh_bindings()
+
+    def _draw_listen(self, run) -> None:
+        from engine.listen.run import load_results
+        from engine.listen.select import recommend
+
+        results = load_results(run)
+        rec = recommend(results)
+        self.listen = results
+        lt = self.query_one("#listen", DataTable)
+        lt.clear()
+
+        def f(v, nd=3):
+            return "–" if v is None else f"{v:.{nd}f}"[: nd + 2]
+
+        for r in results:
+            s = r.get("summary") or {}
+            label = r.get("label", "?")
+            is_rec = rec is not None and rec["label"] == label
+            style = "bold green" if is_rec else ("italic" if label == "base" else "")
+            flags = ", ".join(f"{k} {v}" for k, v in (s.get("flags") or {}).items() if v)
+            lt.add_row(Text(label + (" ♪" if is_rec else ""), style=style), str(r.get("step") or "–"),
+                       f(s.get("cer")), f(s.get("wer")), f(s.get("similarity"), 2), f(s.get("similarity_xtts"), 2),
+                       f(s.get("mos"), 2), f"{s.get('flagged', 0)}/{s.get('sentences', 0)}", flags or "none")
+        if results:
+            self.listen_cursor = min(self.listen_cursor, len(results) - 1)
+            lt.move_cursor(row=self.listen_cursor)
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append("Listening test ", style="bold")
+        if not results:
+            head.append("– none yet: train with --listen-every, or L runs it now", style="dim")
+        elif rec:
+            head.append(f"♪ recommended {rec['label']}: {rec['reason']}", style="green")
+        else:
+            head.append("(base only)", style="dim")
+        self.query_one("#listen-head", Static).update(head)
+
+    def _draw_samples(self) -> None:
+        samples = [dict(x, kind="ab") for x in getattr(self, "ab_samples", [])]
+        if self.listen and 0 <= self.listen_cursor < len(self.listen):
+            r = self.listen[self.listen_cursor]
+            for v in r.get("voices", []):
+                for row in v.get("rows", []):
+                    fl = ",".join(row.get("flags") or [])
+                    samples.append({"variant": f"{r.get('label')}", "path": row.get("path"),
+                                    "text": f"CER {row.get('cer', 0):.2f} {('[' + fl + '] ') if fl else ''}"
+                                            f"{row.get('text', '')}", "kind": "listen"})
         self.samples = samples
         s = self.query_one("#samples", DataTable)
         s.clear()
         for smp in samples:
             s.add_row(smp.get("variant", ""), Path(str(smp.get("path"))).name, smp.get("text", ""))
-        head.update(Text(f"{run.name}: {state}, {len(self.rows)} checkpoint(s), {len(samples)} sample(s). "
-                         f"x exports the selected checkpoint to models/xtts/<name>/", no_wrap=True,
-                         overflow="ellipsis"))
-        if not samples:
-            self.query_one("#results-note", Static).update(
-                "No samples yet: the engine writes base and finetuned samples when training ends.")
-        self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted, "#listen")
+    def _listen_row(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != self.listen_cursor:
+            self.listen_cursor = event.cursor_row
+            self._draw_samples()
+
+    def action_listen(self) -> None:
+        run = self.app.run_model.run
+        if run is None:
+            return
+        self.notify("Listening test started as its own job (best, last and the base); the table fills as "
+                    "each test finishes.", title="Listen")
+        self._listen_job(run)
+
+    @work(thread=True, exclusive=True, group="listen")
+    def _listen_job(self, run: Path) -> None:
+        code, output = self.app.studio.run_engine(["listen", str(run)], timeout=120)
+        self.post_message(JobFinished("listen", code, output, {}))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "export":
@@ -156,6 +257,11 @@ class ResultsScreen(StudioScreen):
 
     @on(JobFinished)
     def _job(self, message: JobFinished) -> None:
+        if message.kind == "listen":
+            lines = [x for x in message.output.splitlines() if x.strip()]
+            if message.code != 0:
+                self.error("Listen", lines[-1] if lines else f"exit code {message.code}")
+            return
         if message.kind != "export":
             return
         self.exporting = False

@@ -41,6 +41,8 @@ class TrainingScreen(StudioScreen):
         Binding("x", "dismiss_alert", "Dismiss", id="train.dismiss", tooltip="Dismiss the alert banner"),
         # named in the plot title and the help screen: the footer keeps the keys a run needs
         Binding("c", "cycle_curve", "Curve", show=False, id="train.curve"),
+        Binding("l", "toggle_listen", "Listening", show=False, id="train.listen",
+                tooltip="Show the listening-test curves (CER, similarity, MOS) instead of the loss"),
         Binding("o", "open_run", "Open run", show=False, id="train.open"),
     ]
 
@@ -48,6 +50,7 @@ class TrainingScreen(StudioScreen):
         super().__init__()
         self.drawn_version = -1
         self.curve = 0
+        self.listen_view = False
         self.early_stop = False
         self.notified = 0
         self.banner_dismissed_ts = None
@@ -177,6 +180,13 @@ class TrainingScreen(StudioScreen):
             los.append("  ★ best ", style="bold green")
             los.append(f"{_f(m.best.get('loss'))} @{m.best.get('global_step')}")
         los.append(f"  lr {ls.get('lr') or 0:.2e}" if ls.get("lr") is not None else "")
+        if m.listening:
+            los.append(f"  listening {m.listening.get('label')} {m.listening.get('done')}/{m.listening.get('total')}",
+                       style="bold yellow")
+        elif m.listen_tests:
+            lt = m.listen_tests[-1]
+            los.append("  ♪ ", style="bold yellow")
+            los.append(f"CER {_f(lt.get('cer'), 2)} sim {_f(lt.get('similarity'), 2)} (l)")
         if m.batch_size:
             a, w = m.grad_accum or 1, m.world_size or 1
             if w > 1:
@@ -251,7 +261,22 @@ class TrainingScreen(StudioScreen):
         else:
             ram.show("RAM", None, None, message="waiting for a sample" if m.run else "–")
 
+    def _draw_listen_plots(self, m) -> None:
+        base = m.listen_base or {}
+        note = ""
+        if base.get("cer") is not None:
+            note = f" base CER {base['cer']:.2f} sim {_f(base.get('similarity'), 2)}"
+        self.query_one("#loss-chart", Curves).draw(
+            [("CER", m.listen_cer, "red"), ("similarity", m.listen_sim, "green")],
+            title=f"listening: CER (red) · similarity (green);{note} (l: loss)",
+            empty="no listening test yet (--listen-every)")
+        self.query_one("#lr-chart", Curves).draw([("MOS", m.listen_mos, "yellow")], title="DNSMOS",
+                                                 empty="no MOS yet")
+
     def _draw_plots(self, m) -> None:
+        if self.listen_view:
+            self._draw_listen_plots(m)
+            return
         which = CURVES[self.curve]
         loss = self.query_one("#loss-chart", Curves)
         marks = list(m.best_marks)
@@ -282,7 +307,7 @@ class TrainingScreen(StudioScreen):
         state = m.shown_state()
         if state == "failed":
             banner.show_alert("run failed", m.shown_reason(), advice=self._failure_advice(m), level="error",
-                              hint="r resume · 4 params")
+                              hint=("r resume" if _has_checkpoint(m.run) else "r start again") + " · 4 params")
         elif m.banner is not None and m.banner.get("ts") != self.banner_dismissed_ts:
             a = m.banner
             banner.show_alert(title_for(a.get("kind")), str(a.get("msg", "")),
@@ -294,6 +319,9 @@ class TrainingScreen(StudioScreen):
     def _failure_advice(self, m) -> list[str]:
         if m.state_info.get("oom") or any(a.get("kind") == "oom" for a in m.alerts):
             return advice_for("oom")[:3]
+        if not _has_checkpoint(m.run):
+            return ["See the log below and train.log in the run folder.",
+                    "It ended before its first checkpoint: r starts it again from step 0 once the cause is fixed."]
         return ["See the log below and train.log in the run folder.",
                 "Resume from the last checkpoint with r once the cause is fixed."]
 
@@ -314,6 +342,12 @@ class TrainingScreen(StudioScreen):
 
     def action_cycle_curve(self) -> None:
         self.curve = (self.curve + 1) % len(CURVES)
+        self._plot_dirty = True
+        self.last_plot = 0
+        self.tick()
+
+    def action_toggle_listen(self) -> None:
+        self.listen_view = not self.listen_view
         self._plot_dirty = True
         self.last_plot = 0
         self.tick()
@@ -359,15 +393,23 @@ class TrainingScreen(StudioScreen):
     def action_resume(self) -> None:
         m = self.app.run_model
         run = m.run
-        if not (run / "checkpoints").is_dir() or not any((run / "checkpoints").glob("*.pth")):
-            self.error("Cannot resume", f"{run.name} has no checkpoint to resume from.",
-                       ["Start a new run from 4 Params."])
+        if not _has_checkpoint(run):
+            # a run that ended before its first checkpoint: the way out is to start it again
+            def done(ok: bool | None) -> None:
+                if ok:
+                    self._resume(run, restart=True)
+
+            self.app.push_screen(Confirm("Start the run again?",
+                                         f"{run.name} ended before its first checkpoint, so there is nothing to "
+                                         "resume. Start it again from step 0 with the same settings?",
+                                         yes="Start again", no="Cancel"), done)
             return
         self._resume(run)
 
     @work(thread=True, group="train-cmd")
-    def _resume(self, run: Path) -> None:
-        code, out = self.app.studio.run_engine(["resume", str(run), "--detach"], timeout=60)
+    def _resume(self, run: Path, restart: bool = False) -> None:
+        args = ["resume", str(run), "--detach"] + (["--restart"] if restart else [])
+        code, out = self.app.studio.run_engine(args, timeout=60)
         self.post_message(JobFinished("resume", code, out))
 
     @on(JobFinished)
@@ -392,3 +434,7 @@ class TrainingScreen(StudioScreen):
 
     def action_open_run(self) -> None:
         self.app.action_goto("home")
+
+
+def _has_checkpoint(run: Path | None) -> bool:
+    return run is not None and (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("checkpoint_*.pth"))
