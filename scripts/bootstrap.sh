@@ -70,6 +70,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 echo "xtts-ft setup: installing Python packages into $venv (first run only; ~6 GB with CUDA libraries)" >&2
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "uv==0.13.8" >&2
-"$venv/bin/uv" pip install -q --python "$venv/bin/python" -r "$lock" >&2
+# --compile-bytecode: import the stack from .pyc even where PYTHONDONTWRITEBYTECODE is set (each engine
+# process imports torch + coqui; from source that costs ~7 s of CPU per process)
+"$venv/bin/uv" pip install -q --compile-bytecode --python "$venv/bin/python" -r "$lock" >&2
 "$venv/bin/uv" pip install -q --python "$venv/bin/python" --no-deps -e "$root" >&2
 echo "$want" > "$stamp"

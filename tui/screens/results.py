@@ -269,7 +269,7 @@ class ResultsScreen(StudioScreen):
         lines = [x for x in message.output.splitlines() if x.strip()]
         if message.code == 0:
             self.notify(f"Exported to {message.data['out']}", title="Export done", timeout=10)
-            self.query_one("#results-note", Static).update("\n".join(lines[-2:]))
+            self.query_one("#results-note", Static).update("\n".join(export_summary(lines)))
         else:
             self.error("Export failed", lines[-1] if lines else f"exit code {message.code}")
 
@@ -281,6 +281,15 @@ class ResultsScreen(StudioScreen):
         from tui.audio import play
 
         play(self.app, smp.get("path") or "", Path(str(smp.get("path") or "")).name)
+
+
+def export_summary(lines: list[str], n: int = 2) -> list[str]:
+    """The export's own summary ("[MODEL] exported ..." and its "- ..." lines), not whatever a
+    library printed last (a transformers warning, say)."""
+    for i, line in enumerate(lines):
+        if line.startswith("[MODEL] exported"):
+            return [line] + [x for x in lines[i + 1:] if x.startswith("- ")][:n - 1]
+    return lines[-n:]
 
 
 def _size(path: str) -> int | None:
