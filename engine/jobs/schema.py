@@ -60,7 +60,7 @@ TRAIN: dict[str, dict[str, tuple]] = {
     "best_listen": {"path": (str,), "label": (str,), "reason": (str,)},
 }
 
-# the `xtts-ft listen` job's own stream (R/listen/events.jsonl): its log lines have no tag, its
+# the `xtts-ft listen` job's own stream (R/listen_events.jsonl): its log lines have no tag, its
 # progress counts sentences of a label
 LISTEN: dict[str, dict[str, tuple]] = {
     "state": COMMON["state"],

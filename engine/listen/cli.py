@@ -72,8 +72,8 @@ def cmd_listen(args) -> int:
         if args.foreground:
             return job.run_foreground(Path(args.run), opts, echo=sys.stdout if args.json else None)
         pid = job.spawn(Path(args.run), opts)
-        print(f"listening job started (pid {pid}); follow {Path(args.run) / 'listen' / 'events.jsonl'} or "
-              f"`xtts-ft listen {args.run} --status`")
+        print(f"listening job started (pid {pid}); follow {job.files(Path(args.run)).events} or "
+              f"`xtts-ft listen {args.run} --status`; stop it with `xtts-ft listen {args.run} --stop`")
         return 0
     except (ListenError, ValueError, FileNotFoundError, ProcessLookupError) as exc:
         raise UserError(str(exc)) from exc

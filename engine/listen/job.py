@@ -1,11 +1,13 @@
 """`xtts-ft listen RUN`: the listening test over a run's checkpoints and the base model, as its own
 detached job.
 
-Job folder R/listen/: job.json (options), process.json (pid + start time), events.jsonl (state,
-progress, listen, recommendation, log — docs/events.md), job.log, testset.json, and one folder per
-test (base/, step<N>/) with the wav files and result.json. `recommended.json` names the checkpoint
-the rule in engine/listen/select.py picks. SIGTERM/SIGINT stop the job between two sentences;
-finished tests stay, the unfinished one leaves no result.json.
+A job of the one protocol (engine/jobs/, kind `listen`, docs/events.md) in the run folder R:
+R/listen_events.jsonl (state, progress, listen, recommendation, log), R/listen_process.json (the
+detached process: `spawn` starts `xtts-ft listen R --foreground`), R/listen.log (its output).
+Its results are in R/listen/: testset.json, one folder per test (base/, step<N>/) with the wav files
+and result.json, and `recommended.json` (the checkpoint the rule in engine/listen/select.py picks).
+SIGINT/SIGTERM (`stop`, `xtts-ft listen R --stop`, the studio) stop the job between two sentences:
+it ends `stopped`; finished tests stay, the unfinished one leaves no result.json.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from engine.events import EventWriter, read_events
+from engine.events import EventWriter
+from engine.jobs import Job, JobFiles, states, summarize
+from engine.jobs import process as jp
 from engine.listen.encoders import ListenError
 from engine.listen.testset import listen_dir
-
-FINAL = ("finished", "stopped", "failed")
 
 
 def options_from_args(args) -> dict:
@@ -94,17 +95,19 @@ def _checkpoint_info(path: Path) -> dict:
     return {"step": int(step) if step is not None else None, "epoch": epoch}
 
 
-class Job:
+class ListenJob:
+    """The job's side: one `xtts-ft listen RUN --foreground` process (engine.jobs.Job, kind listen)."""
+
     def __init__(self, run: Path, opts: dict, echo=None):
         self.run = Path(run)
         self.opts = opts
         self.dir = listen_dir(self.run)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ev = EventWriter(self.dir / "events.jsonl", echo=echo)
+        self.job = Job("listen", self.run, writer=EventWriter(files(self.run).events, echo=echo))
         self.stop_requested = False
 
     def emit(self, type_: str, **kw) -> None:
-        self.ev.emit(type_, job="listen", **kw)
+        self.job.emit(type_, **kw)
 
     def _signals(self) -> None:
         def handler(signum, frame):
@@ -112,24 +115,28 @@ class Job:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise InterruptedError
+
     def main(self) -> int:
         self._signals()
-        self.emit("state", state="preparing", pid=os.getpid())
+        self.job.start(cmd=sys.argv, state="preparing", pid=os.getpid())
         try:
             rc = self._work()
         except InterruptedError:
-            self.emit("state", state="stopped", reason="stop requested")
-            return 0
+            self.job.end("stopped", reason="stop requested: the finished tests are kept")
+            return states.EXIT_CODES["stopped"]
         except ListenError as exc:
             self.emit("log", level="error", msg=str(exc))
-            self.emit("state", state="failed", reason=str(exc))
+            self.job.end("failed", reason=str(exc))
             return 2
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
-            self.emit("state", state="failed", reason=f"{type(exc).__name__}: {exc}")
+            self.job.end("failed", reason=f"{type(exc).__name__}: {exc}")
             return 1
         finally:
-            self.ev.close()
+            self.job.close()
         return rc
 
     def _work(self) -> int:
@@ -139,6 +146,7 @@ class Job:
         from engine.listen.run import Listener, load_results
         from engine.model import synth
 
+        self._check_stop()
         cfg = _run_config(self.run)
         if self.opts.get("language"):
             cfg["language"] = self.opts["language"]
@@ -151,6 +159,7 @@ class Job:
         from engine.model.files import check_model
 
         check_model(model_dir)
+        self._check_stop()
         ts = testset.build(self.run, cfg, datasets=testset.extra_datasets(cfg),
                            sentences=int(self.opts.get("sentences") or cfg.get("listen_sentences") or 0))
         dev = self.opts.get("device") or "auto"
@@ -158,6 +167,7 @@ class Job:
             dev = "cuda" if torch.cuda.is_available() else "cpu"
         self.emit("log", level="info", msg=f"loading {model_dir} and the listening models on {dev}")
         model = synth.load_model(model_dir, device=dev)
+        self._check_stop()
         cap = int(self.opts.get("max_new_tokens") or cfg.get("max_new_tokens") or 0) or None
         listener = Listener(self.run, ts, xtts=model, device=dev, whisper_model=self.opts.get("whisper_model") or "auto",
                             max_new_tokens=cap)
@@ -178,9 +188,10 @@ class Job:
             plan.append((label, path, {"name": name, "weights": str(path), **info}))
         per = sum(len(v["items"]) for v in ts["voices"])
         total = per * len(plan)
-        self.emit("state", state="listening", tests=len(plan), sentences=total)
+        self.job.state("listening", tests=len(plan), sentences=total)
         done = 0
         for label, path, info in plan:
+            self._check_stop()
             if path is not None:
                 synth.load_run_weights(model, path)
             t0 = time.time()
@@ -200,7 +211,7 @@ class Job:
 
             write_json(self.dir / "recommended.json", rec)
             self.emit("recommendation", **rec)
-        self.emit("state", state="finished")
+        self.job.end("finished")
         return 0
 
 
@@ -215,78 +226,82 @@ def _event_summary(result: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- process handling
+def files(run: Path) -> JobFiles:
+    """The listen job's files in the run folder: R/listen_events.jsonl, R/listen_process.json, R/listen.log."""
+    return JobFiles("listen", Path(run))
+
+
+def running(run: Path) -> bool:
+    return files(run).alive()
+
+
 def run_foreground(run: Path, opts: dict, echo=None) -> int:
     _run_config(run)
     _refuse_if_running(run)
-    return Job(run, opts, echo=echo).main()
+    return ListenJob(run, opts, echo=echo).main()
 
 
 def _refuse_if_running(run: Path) -> None:
-    from engine.train.process import process_alive
-
-    if process_alive(listen_dir(run)) and _last_state(run) not in FINAL:
+    f = files(run)
+    if f.alive() and jp.pid_of(f.process) != os.getpid():   # the detached job runs this check too
         raise ListenError(f"a listening job is already running for {run} (stop it with xtts-ft listen {run} --stop)")
 
 
+def option_args(opts: dict) -> list[str]:
+    """`opts` (options_from_args) as the CLI arguments that give them back."""
+    out = ["--checkpoints", opts.get("checkpoints") or "best,last"]
+    if not opts.get("base", True):
+        out.append("--no-base")
+    for key in ("whisper_model", "device", "max_new_tokens", "language", "model", "sentences"):
+        if opts.get(key) not in (None, "", 0):
+            out += ["--" + key.replace("_", "-"), str(opts[key])]
+    return out
+
+
 def spawn(run: Path, opts: dict) -> int:
+    """Start `xtts-ft listen RUN --foreground` detached (engine/jobs/process.py) after checking the
+    input here (bad input: one message, nothing started); R/listen_process.json records it."""
     run = Path(run)
     _run_config(run)
-    resolve_targets(run, opts.get("checkpoints") or "best,last")     # bad input: one message, nothing started
+    resolve_targets(run, opts.get("checkpoints") or "best,last")
     _refuse_if_running(run)
-    d = listen_dir(run)
-    d.mkdir(parents=True, exist_ok=True)
-    from engine.atomic import write_json
-
-    write_json(d / "job.json", opts)
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "engine.listen.job", str(run.resolve())]
-    with open(d / "job.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, env=env, cwd=os.getcwd())
-    from engine.train.process import _create_time
-
-    write_json(d / "process.json", {"pid": proc.pid, "create_time": _create_time(proc.pid), "cmd": cmd,
-                                    "started": time.time(), "kind": "listen"})
+    f = files(run)
+    offset = f.events.stat().st_size if f.events.is_file() else 0   # before the job can write
+    cmd = jp.engine_cmd("listen", str(run.resolve()), "--foreground", *option_args(opts))
+    proc = jp.spawn_detached(cmd, f.log)
+    jp.write_process(f.process, proc.pid, "listen", cmd=cmd, events=f.events, stop_signal="SIGINT", offset=offset)
     return proc.pid
 
 
 def stop(run: Path) -> int:
-    from engine.train.process import process_alive, worker_pid
-
-    d = listen_dir(run)
-    if not process_alive(d):
+    """Ask the running listening job to stop: it ends `stopped` after the current sentence."""
+    if not running(run):
         raise ProcessLookupError(f"no listening job is running for {run}")
-    pid = worker_pid(d)
-    os.kill(pid, signal.SIGTERM)
-    return pid
+    return jp.stop(files(run).process)
 
 
-def _last_state(run: Path) -> str | None:
-    evs, _ = read_events(listen_dir(run) / "events.jsonl")
-    states = [e.get("state") for e in evs if e.get("type") == "state"]
-    return states[-1] if states else None
+def _fold(s: dict, e: dict) -> None:
+    if e.get("type") == "progress":
+        s["progress"] = {"done": e.get("done"), "total": e.get("total"), "label": e.get("label")}
+    elif e.get("type") == "state" and e.get("state") == "listening":
+        s["progress"] = {"done": 0, "total": e.get("sentences"), "label": None}
+
+
+def job_summary(run: Path) -> dict:
+    """The latest listening job's state (a dead process reads `failed`), reason, pid, progress."""
+    return summarize(files(run), fold=_fold, latest_only=True, extra={"progress": None})
 
 
 def summary(run: Path) -> dict:
     from engine.listen import select
     from engine.listen.run import load_results
-    from engine.train.process import process_alive
 
     run = Path(run)
-    state = _last_state(run) or "new"
-    alive = process_alive(listen_dir(run))
-    if state not in FINAL and state != "new" and not alive:
-        state = "failed"
-    evs, _ = read_events(listen_dir(run) / "events.jsonl")
-    prog = next((e for e in reversed(evs) if e.get("type") == "progress"), None)
+    js = job_summary(run)
     results = load_results(run)
     rows = [{"label": r["label"], "step": r.get("step"), "name": r.get("name"), **_event_summary(r)} for r in results]
-    return {"run": str(run), "state": state, "alive": alive,
-            "progress": {"done": prog["done"], "total": prog["total"]} if prog else None,
-            "tests": rows, "recommended": select.recommend(results)}
+    return {"run": str(run), "state": js["state"], "reason": js["reason"], "alive": js["alive"], "pid": js["pid"],
+            "progress": js["progress"], "tests": rows, "recommended": select.recommend(results)}
 
 
 def format_summary(s: dict) -> str:
@@ -294,7 +309,9 @@ def format_summary(s: dict) -> str:
         return "   -  " if v is None else f"{v:.{p}f}"
 
     lines = [f"listening job: {s['state']}" + (f" ({s['progress']['done']}/{s['progress']['total']} sentences)"
-                                              if s.get("progress") and s["state"] not in FINAL else "")]
+                                              if s.get("progress") and not states.is_final(s["state"]) else "")]
+    if s.get("reason") and s["state"] in ("stopped", "failed"):
+        lines.append(f"  {s['reason']}")
     if s["tests"]:
         lines.append(f"{'test':<12} {'CER':>6} {'WER':>6} {'sim':>6} {'simX':>6} {'MOS':>5} flagged")
         rec = (s.get("recommended") or {}).get("label")
@@ -305,14 +322,3 @@ def format_summary(s: dict) -> str:
         if s.get("recommended"):
             lines.append(f"recommended: {s['recommended']['label']} — {s['recommended']['reason']}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    run = Path(argv[0])
-    opts = json.loads((listen_dir(run) / "job.json").read_text(encoding="utf-8"))
-    return Job(run, opts).main()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

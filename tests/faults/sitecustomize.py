@@ -10,6 +10,7 @@ loads it. It does nothing unless XTTS_FT_FAULT names faults (comma-separated):
                        renaming it; checkpoints/SLOW_CHECKPOINT_WRITING names the temporary, so a
                        test can SIGKILL the process mid-write
     prep-sleep@S       prep sleeps S seconds before each source's segmentation (so a stop lands mid-job)
+    listen-sleep@S     the listening job waits up to S seconds (until a stop arrives) before its work
 
 The faults wrap engine functions as their modules are imported (a meta-path hook).
 """
@@ -83,8 +84,23 @@ def _patch_prep(module) -> None:
     module.Prep._segment_and_write = segment_and_write
 
 
+def _patch_listen(module) -> None:
+    sleep = _value("listen-sleep@")
+    if sleep is None:
+        return
+    original = module.ListenJob._work
+
+    def work(self):
+        end = time.monotonic() + float(sleep)
+        while time.monotonic() < end and not self.stop_requested:
+            time.sleep(0.1)
+        return original(self)
+
+    module.ListenJob._work = work
+
+
 _PATCHES = {"engine.train.progress": _patch_progress, "engine.train.checkpoints": _patch_checkpoints,
-            "engine.prep.builder": _patch_prep}
+            "engine.prep.builder": _patch_prep, "engine.listen.job": _patch_listen}
 
 
 class _AfterImport:

@@ -60,7 +60,10 @@ def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_mode
     proc = xtts_ft("listen", run, "--checkpoints", "last", "--sentences", "1", "--max-new-tokens", "20",
                    "--whisper-model", whisper_model)
     assert "listening job started" in proc.stdout
-    evfile = run / "listen" / "events.jsonl"
+    from engine.jobs import JobFiles
+
+    files = JobFiles("listen", run)
+    evfile = files.events
 
     def final():
         from engine.events import read_events
@@ -70,7 +73,8 @@ def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_mode
         return evs if states and states[-1] in ("finished", "failed", "stopped") else None
 
     evs = wait_for(final, timeout=1500, poll=1.0, what="the listening job to end")
-    log = (run / "listen" / "job.log").read_text()[-3000:]
+    log = files.log.read_text()[-3000:]
+    assert json.loads(files.process.read_text())["kind"] == "listen" and not files.alive()
     assert [e["state"] for e in evs if e["type"] == "state"][-1] == "finished", log
     for e in evs:
         assert validate(e, job="listen") == [], e
