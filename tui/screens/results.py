@@ -26,6 +26,8 @@ class ResultsScreen(StudioScreen):
         Binding("f", "refresh", "Refresh", id="results.refresh"),
         Binding("L", "listen", "Listen", id="results.listen",
                 tooltip="Run the listening test on the best and last checkpoints and the base (its own job)"),
+        Binding("S", "stop_listen", "Stop listening", id="results.stop_listen",
+                tooltip="Stop the listening job: it ends after the current sentence, finished tests stay"),
     ]
 
     def __init__(self) -> None:
@@ -59,6 +61,7 @@ class ResultsScreen(StudioScreen):
         self.listen: list[dict] = []
         self.listen_sig = None
         self.listen_cursor = 0
+        self.listen_job: dict | None = None   # the open run's listening job (R/listen_process.json)
         self.set_interval(1.0, self.tick)
         self.tick()
 
@@ -80,11 +83,31 @@ class ResultsScreen(StudioScreen):
         except OSError:
             return None
 
+    def _listen_job_state(self, run) -> dict | None:
+        """The run's listening job, from its files: a studio started later re-attaches to a running
+        one (shown here, stoppable with S) and sees how the last one ended."""
+        from engine.jobs import states
+        from engine.listen import job
+
+        if run is None or not job.files(run).process.is_file():
+            return None
+        s = job.job_summary(run)
+        s["running"] = bool(s["alive"]) and not states.is_final(s["state"])
+        return s
+
     def tick(self) -> None:
         m = self.app.run_model
         if self.app.current_mode != self.MODE:
             return
-        sig = self._listen_sig(m.run)
+        js = self._listen_job_state(m.run)
+        was = self.listen_job
+        if was and js and was.get("folder") == js.get("folder") and was["running"] and not js["running"]:
+            title = {"finished": "Listening test finished", "stopped": "Listening test stopped"}.get(
+                js["state"], "Listening test failed")
+            self.notify(js.get("reason") or "The table shows every finished test.", title=title,
+                        severity="error" if js["state"] == "failed" else "information")
+        self.listen_job = js
+        sig = (self._listen_sig(m.run), js and (js["state"], js["running"], json_key(js.get("progress"))))
         if m.version == self.drawn and sig == self.listen_sig:
             return  # unchanged, or not shown (on_screen_resume catches up)
         self.listen_sig = sig
@@ -170,7 +193,17 @@ class ResultsScreen(StudioScreen):
             lt.move_cursor(row=self.listen_cursor)
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append("Listening test ", style="bold")
-        if not results:
+        js = self.listen_job
+        if js and js["running"]:
+            p = js.get("progress") or {}
+            done = f" {p.get('done')}/{p.get('total')} sentences" if p.get("total") else ""
+            head.append(f"job {js['state']}{done}" + (f" ({p['label']})" if p.get("label") else "")
+                        + " – S stops ", style="yellow")
+        elif js and js["state"] in ("stopped", "failed"):
+            head.append(f"job {js['state']}: {js.get('reason') or ''} ", style="red" if js["state"] == "failed" else "dim")
+        if not results and js and js["running"]:
+            head.append("– the table fills as each test finishes", style="dim")
+        elif not results:
             head.append("– none yet: train with --listen-every, or L runs it now", style="dim")
         elif rec:
             head.append(f"♪ recommended {rec['label']}: {rec['reason']}", style="green")
@@ -202,7 +235,7 @@ class ResultsScreen(StudioScreen):
 
     def action_listen(self) -> None:
         run = self.app.run_model.run
-        if run is None:
+        if run is None or (self.listen_job or {}).get("running"):
             return
         self.notify("Listening test started as its own job (best, last and the base); the table fills as "
                     "each test finishes.", title="Listen")
@@ -213,7 +246,26 @@ class ResultsScreen(StudioScreen):
         code, output = self.app.studio.run_engine(["listen", str(run)], timeout=120)
         self.post_message(JobFinished("listen", code, output, {}))
 
+    def action_stop_listen(self) -> None:
+        from engine.listen import job
+
+        run = self.app.run_model.run
+        if run is None:
+            return
+        try:
+            pid = job.stop(run)
+        except (ProcessLookupError, PermissionError) as exc:
+            self.error("Stop listening", str(exc))
+            return
+        self.notify(f"Stop sent to the listening job (pid {pid}): it ends after the current sentence.",
+                    title="Listen")
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        running = bool((getattr(self, "listen_job", None) or {}).get("running"))
+        if action == "listen":
+            return not running
+        if action == "stop_listen":
+            return running
         if action == "export":
             return True if self.rows and not self.exporting else False
         if action == "play":
@@ -290,6 +342,12 @@ def export_summary(lines: list[str], n: int = 2) -> list[str]:
         if line.startswith("[MODEL] exported"):
             return [line] + [x for x in lines[i + 1:] if x.startswith("- ")][:n - 1]
     return lines[-n:]
+
+
+def json_key(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _size(path: str) -> int | None:
