@@ -74,7 +74,8 @@ def test_listen_job_scores_checkpoints_in_its_own_process(main_run, whisper_mode
 
     evs = wait_for(final, timeout=1500, poll=1.0, what="the listening job to end")
     log = files.log.read_text()[-3000:]
-    assert json.loads(files.process.read_text())["kind"] == "listen" and not files.alive()
+    assert json.loads(files.process.read_text())["kind"] == "listen"
+    wait_for(lambda: not files.alive(), timeout=60, what="the listening job's process to exit")
     assert [e["state"] for e in evs if e["type"] == "state"][-1] == "finished", log
     for e in evs:
         assert validate(e, job="listen") == [], e

@@ -4,27 +4,17 @@ found by the run's listen_process.json: Results shows it running, S stops it, it
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import torch
 from conftest import install_run
-from helpers import sync
+from helpers import sync, until
 
 from engine.jobs import process as jp
 from engine.listen import job
 from tui.app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def until(pilot, pred, timeout=120.0, what="condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @sync
@@ -48,9 +38,10 @@ async def test_results_reattaches_to_a_running_listen_job_and_stops_it(workspace
 async def _attach_and_stop(app, files):
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.current_mode == "results" and hasattr(app.screen, "listen_job"),
-                    what="the Results screen")
+                    timeout=120, what="the Results screen")
         screen = app.screen
-        await until(pilot, lambda: (screen.listen_job or {}).get("running"), what="the running job to be found")
+        await until(pilot, lambda: (screen.listen_job or {}).get("running"), timeout=120,
+                    what="the running job to be found")
         await until(pilot, lambda: "S stops" in str(screen.query_one("#listen-head").render()),
                     what="the job shown on Results")
         assert screen.check_action("stop_listen", ()) is True and screen.check_action("listen", ()) is False
