@@ -76,6 +76,7 @@ JOBS: dict[str, dict[str, dict[str, tuple]]] = {
     "prep": {**COMMON, **PREP},
     "train": {**COMMON, **TRAIN},
     "listen": LISTEN,
+    "export": dict(COMMON),   # `xtts-ft export` (R/export_events.jsonl): its states only; `finished` carries the result
 }
 LEVELS = ("info", "warning", "error")
 

@@ -36,6 +36,8 @@ def register(sub) -> None:
                    help="do not add the voice to speakers_xtts.pth (keep the base model's speakers only)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing folder; replace a base speaker of the same --speaker-name")
+    p.add_argument("--detach", action="store_true",
+                   help="run as a detached job and return at once (RUN/export_process.json, RUN/export_events.jsonl)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth", help="speak a sentence with a model folder")
@@ -84,21 +86,52 @@ def cmd_tiny_model(args) -> int:
 
 # ------------------------------------------------------------------ export / synth
 def cmd_export(args) -> int:
-    from engine.model.export import ExportError, export_run
+    """A job of the one protocol (engine/jobs/, kind `export`, in the run folder): `--detach` starts it
+    detached; SIGINT stops it with nothing written (the export is built in a temporary folder)."""
+    import os
+    import sys
+
+    from engine.jobs import Job, states
+    from engine.jobs import process as jp
+    from engine.model.export import ExportError, export_run, files, summary_lines
     from engine.model.files import ModelFilesError
 
+    run = Path(args.run)
+    if not (run / "run_config.json").is_file():
+        raise UserError(f"{run} is not a training run (no run_config.json)")
+    f = files(run)
+    if f.alive() and jp.pid_of(f.process) != os.getpid():
+        raise UserError(f"an export of {run} is already running (pid {jp.pid_of(f.process)})")
+    if args.detach:
+        argv = [str(run), "--out", str(args.out), "--checkpoint", args.checkpoint,
+                *(["--speaker-name", args.speaker_name] if args.speaker_name is not None else []),
+                *(["--no-speaker"] if args.no_speaker else []), *(["--force"] if args.force else [])]
+        offset = f.events.stat().st_size if f.events.is_file() else 0
+        cmd = jp.engine_cmd("export", *argv)
+        proc = jp.spawn_detached(cmd, f.log)
+        jp.write_process(f.process, proc.pid, "export", cmd=cmd, events=f.events, stop_signal="SIGINT", offset=offset)
+        print(f"export started as a detached job (pid {proc.pid}); it ends in {f.events}")
+        return 0
+    job = Job("export", run)
+    job.start(cmd=sys.argv, out=str(args.out), checkpoint=args.checkpoint)
     try:
         res = export_run(args.run, args.out, checkpoint=args.checkpoint, force=args.force,
                          speaker_name=args.speaker_name, add_speaker=not args.no_speaker)
+        lines = summary_lines(res, add_speaker=not args.no_speaker)
+        job.end("finished", summary=lines, **res)
     except (ExportError, ModelFilesError) as exc:
+        job.end("failed", reason=str(exc))
         raise UserError(str(exc)) from None
-    print(f"[MODEL] exported {res['checkpoint']} (global step {res['step']}) to {res['out']}")
-    print(f"- model.pth {res['model_pth_bytes'] / 1e6:.1f} MB; reference clips: {', '.join(res['references']) or 'none'}")
-    if res.get("speaker"):
-        print(f"- named voice {res['speaker']!r} added to speakers_xtts.pth ({res['speakers']} speakers): "
-              f"coqui-tts `speaker={res['speaker']!r}`, AllTalk's voice list")
-    elif not args.no_speaker:
-        print("- no named voice: the dataset has no clip to compute it from")
+    except KeyboardInterrupt:
+        job.end("stopped", reason=f"stopped: nothing written to {args.out}")
+        print(f"export stopped: nothing written to {args.out}")
+        return states.EXIT_CODES["stopped"]
+    except BaseException as exc:
+        job.end("failed", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        job.close()
+    print("\n".join(lines))
     return 0
 
 

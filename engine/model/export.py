@@ -205,6 +205,25 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best", force
             "speakers": len(speakers) if voice else None}
 
 
+def files(run: str | Path):
+    """The export job's files in the run folder: R/export_events.jsonl, R/export_process.json, R/export.log."""
+    from engine.jobs import JobFiles
+
+    return JobFiles("export", Path(run))
+
+
+def summary_lines(res: dict, add_speaker: bool = True) -> list[str]:
+    """What an export says when it is done (the CLI prints it; the studio shows it)."""
+    lines = [f"[MODEL] exported {res['checkpoint']} (global step {res['step']}) to {res['out']}",
+             f"- model.pth {res['model_pth_bytes'] / 1e6:.1f} MB; reference clips: {', '.join(res['references']) or 'none'}"]
+    if res.get("speaker"):
+        lines.append(f"- named voice {res['speaker']!r} added to speakers_xtts.pth ({res['speakers']} speakers): "
+                     f"coqui-tts `speaker={res['speaker']!r}`, AllTalk's voice list")
+    elif add_speaker:
+        lines.append("- no named voice: the dataset has no clip to compute it from")
+    return lines
+
+
 def _readme(name: str, cfg: dict, run: Path, src: Path, data: dict, refs: list[str], voice: str | None = None) -> str:
     loss = data.get("loss")
     lines = [

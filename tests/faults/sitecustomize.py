@@ -11,6 +11,7 @@ loads it. It does nothing unless XTTS_FT_FAULT names faults (comma-separated):
                        test can SIGKILL the process mid-write
     prep-sleep@S       prep sleeps S seconds before each source's segmentation (so a stop lands mid-job)
     listen-sleep@S     the listening job waits up to S seconds (until a stop arrives) before its work
+    export-sleep@S     export sleeps S seconds before it starts (so a stop lands mid-job)
 
 The faults wrap engine functions as their modules are imported (a meta-path hook).
 """
@@ -99,8 +100,22 @@ def _patch_listen(module) -> None:
     module.ListenJob._work = work
 
 
+def _patch_export(module) -> None:
+    sleep = _value("export-sleep@")
+    if sleep is None:
+        return
+    original = module.export_run
+
+    def export_run(*args, **kwargs):
+        time.sleep(float(sleep))
+        return original(*args, **kwargs)
+
+    module.export_run = export_run
+
+
 _PATCHES = {"engine.train.progress": _patch_progress, "engine.train.checkpoints": _patch_checkpoints,
-            "engine.prep.builder": _patch_prep, "engine.listen.job": _patch_listen}
+            "engine.prep.builder": _patch_prep, "engine.listen.job": _patch_listen,
+            "engine.model.export": _patch_export}
 
 
 class _AfterImport:

@@ -44,11 +44,11 @@ async def _attach_and_stop(app, files):
                     what="the running job to be found")
         await until(pilot, lambda: "S stops" in str(screen.query_one("#listen-head").render()),
                     what="the job shown on Results")
-        assert screen.check_action("stop_listen", ()) is True and screen.check_action("listen", ()) is False
+        assert screen.check_action("stop_job", ()) is True and screen.check_action("listen", ()) is False
         await pilot.press("S")
         await until(pilot, lambda: screen.listen_job and screen.listen_job["state"] == "stopped", timeout=60,
                     what="the job to stop")
         await until(pilot, lambda: not files.alive(), timeout=60, what="the job's process to end")
         await until(pilot, lambda: "job stopped" in str(screen.query_one("#listen-head").render()),
                     what="the stop shown on Results")
-        assert screen.check_action("stop_listen", ()) is False and screen.check_action("listen", ()) is True
+        assert screen.check_action("stop_job", ()) is False and screen.check_action("listen", ()) is True

@@ -468,13 +468,3 @@ def test_prep_lists_ignored_files_and_the_report_says_so(tmp_path):
     report = str(quality_report(tmp_path, {"segments": [], "sources": [], "skipped": found.skipped}))
     assert "Skipped (1)" in report and "notes.pdf: not an audio file (.pdf)" in report
     assert "–: none kept or no pause" in SNR_LEGEND
-
-
-def test_the_results_note_shows_the_export_summary_not_a_library_warning():
-    from tui.screens.results import export_summary
-
-    out = ["[MODEL] exported best_model.pth (global step 7) to models/xtts/v", "- model.pth 3.1 MB; reference clips: a",
-           "Model config: bos_token_id must be `None` or an integer within the vocabulary",
-           "(between 0 and 607), got 50256."]
-    assert export_summary(out) == out[:2]
-    assert export_summary(["x", "y", "z"]) == ["y", "z"]

@@ -26,8 +26,9 @@ class ResultsScreen(StudioScreen):
         Binding("f", "refresh", "Refresh", id="results.refresh"),
         Binding("L", "listen", "Listen", id="results.listen",
                 tooltip="Run the listening test on the best and last checkpoints and the base (its own job)"),
-        Binding("S", "stop_listen", "Stop listening", id="results.stop_listen",
-                tooltip="Stop the listening job: it ends after the current sentence, finished tests stay"),
+        Binding("S", "stop_job", "Stop job", id="results.stop_job",
+                tooltip="Stop the run's listening job (after the current sentence, finished tests stay) or "
+                        "its export (nothing written)"),
     ]
 
     def __init__(self) -> None:
@@ -62,6 +63,8 @@ class ResultsScreen(StudioScreen):
         self.listen_sig = None
         self.listen_cursor = 0
         self.listen_job: dict | None = None   # the open run's listening job (R/listen_process.json)
+        self.export_job: dict | None = None   # the open run's export job (R/export_process.json)
+        self.export_seen: dict[str, object] = {}   # run folder -> pid of the last export already reported
         self.set_interval(1.0, self.tick)
         self.tick()
 
@@ -83,23 +86,58 @@ class ResultsScreen(StudioScreen):
         except OSError:
             return None
 
-    def _listen_job_state(self, run) -> dict | None:
-        """The run's listening job, from its files: a studio started later re-attaches to a running
-        one (shown here, stoppable with S) and sees how the last one ended."""
-        from engine.jobs import states
+    def _job_state(self, kind: str, run) -> dict | None:
+        """The run's listening or export job, from its files: a studio started later re-attaches to a
+        running one (shown here, stoppable with S) and sees how the last one ended."""
+        from engine.jobs import JobFiles, states, summarize
         from engine.listen import job
 
-        if run is None or not job.files(run).process.is_file():
+        if run is None or not JobFiles(kind, Path(run)).process.is_file():
             return None
-        s = job.job_summary(run)
+        if kind == "listen":
+            s = job.job_summary(run)
+        else:
+            s = summarize(JobFiles(kind, Path(run)), latest_only=True, fold=_final_fields, extra={"result": None})
         s["running"] = bool(s["alive"]) and not states.is_final(s["state"])
         return s
+
+    def _follow_export(self, run) -> None:
+        ej = self._job_state("export", run)
+        self.export_job = ej
+        key = str(run)
+        first = key not in self.export_seen
+        if ej is None or ej["running"]:
+            self.export_seen.setdefault(key, None)
+            if ej and ej["running"] and not self.exporting:
+                self.exporting = True            # one started before this studio, or elsewhere
+                self.refresh_bindings()
+            if ej and ej["running"]:
+                res = ej.get("result") or {}
+                self.query_one("#results-note", Static).update(
+                    Text(f"Exporting {res.get('checkpoint', '')} to {res.get('out', '…')} (its own job; S stops it)"))
+            return
+        if first or self.export_seen.get(key) == ej["pid"]:
+            self.export_seen[key] = ej["pid"]    # how an earlier export ended: not news
+            return
+        self.export_seen[key] = ej["pid"]
+        self.exporting = False
+        self.refresh_bindings()
+        res = ej.get("result") or {}
+        if ej["state"] == "finished":
+            self.notify(f"Exported to {res.get('out')}", title="Export done", timeout=10)
+            self.query_one("#results-note", Static).update(Text("\n".join((res.get("summary") or [])[:2])))
+        elif ej["state"] == "stopped":
+            self.notify(ej.get("reason") or "Export stopped", title="Export stopped")
+            self.query_one("#results-note", Static).update(Text(ej.get("reason") or ""))
+        else:
+            self.error("Export failed", ej.get("reason") or "the export ended without a result")
 
     def tick(self) -> None:
         m = self.app.run_model
         if self.app.current_mode != self.MODE:
             return
-        js = self._listen_job_state(m.run)
+        self._follow_export(m.run)
+        js = self._job_state("listen", m.run)
         was = self.listen_job
         if was and js and was.get("folder") == js.get("folder") and was["running"] and not js["running"]:
             title = {"finished": "Listening test finished", "stopped": "Listening test stopped"}.get(
@@ -161,7 +199,7 @@ class ResultsScreen(StudioScreen):
         head.update(Text(f"{run.name}: {state}, {len(self.rows)} checkpoint(s), {len(samples)} sample(s). "
                          f"x exports the selected checkpoint to models/xtts/<name>/", no_wrap=True,
                          overflow="ellipsis"))
-        if not samples and not self.listen:
+        if not samples and not self.listen and not self.exporting and not self.export_job:
             self.query_one("#results-note", Static).update(
                 "No samples yet: the engine writes base and finetuned samples when training ends.")
         self.refresh_bindings()
@@ -246,26 +284,30 @@ class ResultsScreen(StudioScreen):
         code, output = self.app.studio.run_engine(["listen", str(run)], timeout=120)
         self.post_message(JobFinished("listen", code, output, {}))
 
-    def action_stop_listen(self) -> None:
-        from engine.listen import job
+    def action_stop_job(self) -> None:
+        from engine.jobs import JobFiles
+        from engine.jobs import process as jp
 
         run = self.app.run_model.run
         if run is None:
             return
-        try:
-            pid = job.stop(run)
-        except (ProcessLookupError, PermissionError) as exc:
-            self.error("Stop listening", str(exc))
-            return
-        self.notify(f"Stop sent to the listening job (pid {pid}): it ends after the current sentence.",
-                    title="Listen")
+        for kind, title, what in (("listen", "Listen", "it ends after the current sentence"),
+                                  ("export", "Export", "nothing is written")):
+            if not (getattr(self, f"{kind}_job") or {}).get("running"):
+                continue
+            try:
+                pid = jp.stop(JobFiles(kind, Path(run)).process)
+            except (ProcessLookupError, PermissionError) as exc:
+                self.error(f"Stop {kind}", str(exc))
+                continue
+            self.notify(f"Stop sent to the {kind} job (pid {pid}): {what}.", title=title)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         running = bool((getattr(self, "listen_job", None) or {}).get("running"))
         if action == "listen":
             return not running
-        if action == "stop_listen":
-            return running
+        if action == "stop_job":
+            return running or bool((getattr(self, "export_job", None) or {}).get("running"))
         if action == "export":
             return True if self.rows and not self.exporting else False
         if action == "play":
@@ -303,8 +345,9 @@ class ResultsScreen(StudioScreen):
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, run: Path, out: Path, choice: str) -> None:
-        code, output = self.app.studio.run_engine(["export", str(run), "--out", str(out), "--checkpoint", choice],
-                                                  timeout=600)
+        """Start `xtts-ft export` as a detached job (R/export_process.json); the tick follows it."""
+        code, output = self.app.studio.run_engine(["export", str(run), "--out", str(out), "--checkpoint", choice,
+                                                   "--detach"], timeout=120)
         self.post_message(JobFinished("export", code, output, {"out": str(out)}))
 
     @on(JobFinished)
@@ -314,16 +357,12 @@ class ResultsScreen(StudioScreen):
             if message.code != 0:
                 self.error("Listen", lines[-1] if lines else f"exit code {message.code}")
             return
-        if message.kind != "export":
-            return
+        if message.kind != "export" or message.code == 0:
+            return   # started: its end comes from its events (_follow_export)
         self.exporting = False
         self.refresh_bindings()
         lines = [x for x in message.output.splitlines() if x.strip()]
-        if message.code == 0:
-            self.notify(f"Exported to {message.data['out']}", title="Export done", timeout=10)
-            self.query_one("#results-note", Static).update("\n".join(export_summary(lines)))
-        else:
-            self.error("Export failed", lines[-1] if lines else f"exit code {message.code}")
+        self.error("Export failed", lines[-1] if lines else f"exit code {message.code}")
 
     def action_play(self) -> None:
         s = self.query_one("#samples", DataTable)
@@ -335,13 +374,10 @@ class ResultsScreen(StudioScreen):
         play(self.app, smp.get("path") or "", Path(str(smp.get("path") or "")).name)
 
 
-def export_summary(lines: list[str], n: int = 2) -> list[str]:
-    """The export's own summary ("[MODEL] exported ..." and its "- ..." lines), not whatever a
-    library printed last (a transformers warning, say)."""
-    for i, line in enumerate(lines):
-        if line.startswith("[MODEL] exported"):
-            return [line] + [x for x in lines[i + 1:] if x.startswith("- ")][:n - 1]
-    return lines[-n:]
+def _final_fields(s: dict, e: dict) -> None:
+    """summarize fold: the export's start (out, checkpoint) and its final state (the result)."""
+    if e.get("type") == "state":
+        s["result"] = {**(s.get("result") or {}), **{k: v for k, v in e.items() if k not in ("v", "ts", "type")}}
 
 
 def json_key(value) -> str:
