@@ -44,7 +44,8 @@ def load_run_weights(model, weights: str | Path) -> None:
     """Put a run checkpoint's GPT weights into a loaded Xtts (frozen parts are already the base's)."""
     from engine.model import weights as w
 
-    w.load_gpt(model.gpt, w.state_dict(w.load(weights)), str(weights))
+    state = w.state_dict(w.load(weights))        # refused here if the file is unsafe, before the model is touched
+    w.load_gpt(model.gpt, state, str(weights))
     model.gpt.init_gpt_for_inference(kv_cache=model.args.kv_cache, use_deepspeed=False)
     model.gpt.eval()
 

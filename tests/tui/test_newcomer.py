@@ -325,7 +325,7 @@ async def test_long_log_lines_scroll_sideways_and_banners_are_whole(workspace):
         assert log.scroll_x > 0
         with open(live / "events.jsonl", "a") as fh:
             fh.write(__import__("json").dumps({
-                "v": 1, "ts": time.time(), "type": "log", "tag": "DATA", "level": "warning",
+                "v": 2, "code": "small_dataset", "ts": time.time(), "type": "log", "tag": "DATA", "level": "warning",
                 "msg": "Very small training dataset",
                 "details": ["14 clips, 1.0 minutes; the guide recommends several minutes of clean speech"]}) + "\n")
         banner = scr.query_one("#banner")
