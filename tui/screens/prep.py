@@ -153,7 +153,7 @@ class PrepScreen(StudioScreen):
                     with Vertical(id="src-side"):
                         yield Label("Type a path (file or folder), Enter adds it:")
                         yield Input(placeholder="/path/to/recordings", id="src-input")
-                        yield Label("Sources (ctrl+a adds the tree's selection, ctrl+d removes):")
+                        yield Label("Sources (^a adds, ^d removes):")
                         yield ListView(id="src-list")
             with TabPane("Options", id="tab-options"):
                 with VerticalScroll(id="opt-scroll"):
@@ -248,7 +248,7 @@ class PrepScreen(StudioScreen):
         for s in self.sources:
             lv.append(ListItem(Label(s)))
         if not self.sources:
-            lv.append(ListItem(Label("(none yet: pick folders or files on the left)")))
+            lv.append(ListItem(Label("(none yet: pick on the left)")))
 
     def _add(self, path: str) -> None:
         p = Path(path).expanduser()
