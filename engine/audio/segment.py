@@ -19,12 +19,14 @@ Rules (docs/prep.md explains them for users):
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 FRAME = 0.01   # seconds per power frame (engine.audio.analysis.FRAME_SECONDS)
+MAX_GAP_S = 1.6   # a clip never bridges a longer pause
 
 
 @dataclass
@@ -190,7 +192,7 @@ def plan_segments(
     min_s: float = 2.0,
     max_s: float = 11.0,
     target_s: float | None = None,
-    max_gap_s: float = 1.6,
+    max_gap_s: float = MAX_GAP_S,
     pad_s: float = 0.2,
 ) -> tuple[list[Segment], SegmentStats]:
     stats = SegmentStats(vad_regions=len(regions))
@@ -244,24 +246,126 @@ def plan_segments(
     return segs, stats
 
 
-def transcription_chunks(regions, power: np.ndarray, duration: float, max_chunk_s: float = 28.0, pad_s: float = 0.2):
-    """Group VAD regions into windows of at most `max_chunk_s` for whisper (its window is 30 s)."""
-    pieces: list[tuple[float, float]] = []
+@dataclass
+class Chunk:
+    """One whisper window: spans of the recording laid end to end. Pauses longer than the cap
+    are shortened to it (the cap's halves kept beside the speech), so a 30 s window holds
+    ~30 s of speech and fewer windows go through whisper's encoder, which always runs 30 s."""
+
+    pieces: list[tuple[float, float]]
+
+    @property
+    def start(self) -> float:
+        return self.pieces[0][0]
+
+    @property
+    def end(self) -> float:
+        return self.pieces[-1][1]
+
+    @property
+    def length(self) -> float:
+        return sum(b - a for a, b in self.pieces)
+
+
+def transcription_chunks(regions, power: np.ndarray, duration: float, max_chunk_s: float = 29.0,
+                         pad_s: float = 0.2, pause_cap_s: float = MAX_GAP_S) -> list[Chunk]:
+    """Group VAD regions into whisper windows of at most `max_chunk_s` of audio once pauses are
+    capped at `pause_cap_s` (whisper's window is 30 s), as few as fit and of near-equal length
+    (whisper hears a short window less well: a recording is not cut up further to give parallel
+    decoders work). The cap is the
+    longest pause a clip may bridge, so whatever a clip holds was heard by whisper, even a word
+    the VAD missed inside a pause."""
+    spans: list[tuple[float, float]] = []
     for a, b in regions:
-        while b - a > max_chunk_s:   # one breath of over 28 s: cut at the quietest point
-            t, _ = _power_db(power, a + max_chunk_s * 0.5, a + max_chunk_s)
-            pieces.append((a, t))
+        while b - a > max_chunk_s - 2 * pad_s:   # one breath longer than a window: cut at the quietest point
+            t, _ = _power_db(power, a + max_chunk_s * 0.5, a + max_chunk_s - 2 * pad_s)
+            spans.append((a, t))
             a = t
-        pieces.append((a, b))
-    chunks: list[list[float]] = []
-    for a, b in pieces:
-        if chunks and b - chunks[-1][0] <= max_chunk_s:
-            chunks[-1][1] = b
-        else:
-            chunks.append([a, b])
+        spans.append((a, b))
+    if not spans:
+        return []
+    keep = [0.0] + [min(max(0.0, spans[i + 1][0] - spans[i][1]), pause_cap_s) for i in range(len(spans) - 1)] + [0.0]
+    groups = _window_groups(spans, keep, max_chunk_s - 2 * pad_s)
     out = []
-    for k, (a, b) in enumerate(chunks):     # padded, but never past the middle of a pause
-        lo = 0.5 * (chunks[k - 1][1] + a) if k > 0 else 0.0
-        hi = 0.5 * (b + chunks[k + 1][0]) if k + 1 < len(chunks) else duration
-        out.append((max(lo, a - pad_s, 0.0), min(hi, b + pad_s, duration)))
+    for g, idx in enumerate(groups):
+        first, last = idx[0], idx[-1]
+        # the window's outer edges get `pad_s` of the pause, never past its middle
+        lo = 0.5 * (spans[first - 1][1] + spans[first][0]) if first > 0 else 0.0
+        hi = 0.5 * (spans[last][1] + spans[last + 1][0]) if last + 1 < len(spans) else duration
+        pieces: list[list[float]] = []
+        for i in idx:
+            a, b = spans[i]
+            a = max(lo, a - pad_s, 0.0) if i == first else a - keep[i] / 2
+            b = min(hi, b + pad_s, duration) if i == last else b + keep[i + 1] / 2
+            if pieces and a <= pieces[-1][1] + 1e-6:       # the whole pause kept: one piece
+                pieces[-1][1] = max(pieces[-1][1], b)
+            else:
+                pieces.append([a, b])
+        out.append(Chunk([(float(a), float(b)) for a, b in pieces]))
     return out
+
+
+def _window_groups(spans, keep, limit: float, free_pause_s: float = 0.8,
+                   cut_cost: float = 0.3) -> list[list[int]]:
+    """Spans grouped into windows of at most `limit` seconds, by dynamic programming: windows
+    close to an equal share of the speech, cut preferably at long pauses (a window that starts
+    mid-sentence gives whisper less to go on). A span is in one window only."""
+    n = len(spans)
+    lens = [b - a for a, b in spans]
+    total = sum(lens) + sum(keep[1:-1])
+    target = total / max(math.ceil(total / limit), 1)
+    inf = float("inf")
+    best = [0.0] + [inf] * n           # best[j]: cost of grouping spans[:j]
+    prev = [0] * (n + 1)
+    for j in range(1, n + 1):
+        length = 0.0
+        for i in range(j - 1, -1, -1):          # the last window holds spans i..j-1
+            length += lens[i] + (keep[i + 1] if i < j - 1 else 0.0)
+            if length > limit and i < j - 1:
+                break
+            if best[i] == inf:
+                continue
+            gap = keep[i] if i > 0 else free_pause_s
+            c = best[i] + ((length - target) / target) ** 2 + cut_cost * max(0.0, 1.0 - gap / free_pause_s)
+            if c < best[j]:
+                best[j], prev[j] = c, i
+    groups, j = [], n
+    while j > 0:
+        groups.append(list(range(prev[j], j)))
+        j = prev[j]
+    return groups[::-1]
+
+
+class TimeMap:
+    """Times in chunks laid end to end (what whisper heard) back to times in the recording."""
+
+    def __init__(self, chunks: list[Chunk], origin: float = 0.0):
+        self.packed: list[float] = []      # where each piece starts in the laid-out audio
+        self.source: list[float] = []      # ... and in the recording
+        self.length: list[float] = []
+        self.clips: list[tuple[float, float]] = []     # each chunk's span in the laid-out audio
+        t = origin
+        for c in chunks:
+            c0 = t
+            for a, b in c.pieces:
+                self.packed.append(t)
+                self.source.append(a)
+                self.length.append(b - a)
+                t += b - a
+            self.clips.append((c0, t))
+        self.total = t
+
+    def _piece(self, t: float) -> int:
+        return max(0, bisect.bisect_right(self.packed, t) - 1)
+
+    def __call__(self, t: float) -> float:
+        k = self._piece(t)
+        return self.source[k] + min(max(0.0, t - self.packed[k]), self.length[k])
+
+    def span(self, a: float, b: float) -> tuple[float, float]:
+        """A word's (start, end): kept inside the piece that holds its middle, so a word whisper
+        placed across a shortened pause never spans the pause's removed part."""
+        k = self._piece(0.5 * (a + b))
+        lo, hi = self.packed[k], self.packed[k] + self.length[k]
+        a, b = min(max(a, lo), hi), min(max(b, lo), hi)
+        return self.source[k] + (a - lo), self.source[k] + (b - lo)

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from engine.audio.segment import Word
+from engine.audio.segment import Chunk, TimeMap, Word
 
 RATE = 16000
 NO_SPEECH_PROB = 0.6
@@ -77,9 +77,23 @@ def text_compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
+def _split(items: list, n: int) -> list[list]:
+    """`items` in at most `n` contiguous parts of near-equal size (none empty)."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, k = [], 0
+    for i in range(n):
+        m = size + (1 if i < extra else 0)
+        out.append(items[k : k + m])
+        k += m
+    return out
+
+
 class Transcriber:
     def __init__(self, model: str = "auto", device: str = "auto", language: str | None = "en",
-                 batch_size: int | None = None, cpu_threads: int = 0):
+                 batch_size: int | None = None, cpu_threads: int = 0, parallel: bool = False):
+        """`parallel`: the caller hands over many chunks at once (prep); on a CPU they are shared
+        between one-thread decoders, which do more per second than one decoder on all cores."""
         self.device = pick_device(device)
         self.compute_type = "float16" if self.device == "cuda" else "int8"
         self._auto = model in ("", "auto", None)       # the user named no model: an offline fallback is fine
@@ -93,6 +107,14 @@ class Transcriber:
         self.language = language
         self.batch_size = batch_size or (8 if self.device == "cuda" else 4)
         self._cpu_threads = cpu_threads
+        self.workers = 1
+        if parallel and self.device == "cpu" and not cpu_threads:
+            # two (up to four) decoders of 2-4 threads each. On 2 cores that oversubscribes while
+            # both decode, which costs ~7% against one thread each, but a lone chunk (a short
+            # recording) still uses both cores: bench/prep.py measured both ways
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            self._cpu_threads = min(4, max(2, cores // 2)) if cores >= 2 else 1
+            self.workers = max(2, min(4, cores // self._cpu_threads)) if cores >= 2 else 1
         self._model = None
         self._pipeline = None
 
@@ -105,7 +127,8 @@ class Transcriber:
             return self._model
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self._cpu_threads)
+        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self._cpu_threads,
+                      num_workers=self.workers)
         if self.model_name == BUNDLED:
             path = bundled_model_path()
             if path is None:
@@ -149,42 +172,69 @@ class Transcriber:
         return self._model
 
     # ------------------------------------------------------------------------------------------
-    def transcribe_chunks(self, work16: Path, chunks: list[tuple[float, float]],
+    def transcribe_chunks(self, work16: Path, chunks: list[Chunk],
                           on_chunk: Callable[[int], None] | None = None,
                           window_s: float = 240.0) -> list[AsrSegment]:
-        """Transcribe `chunks` (seconds) of a 16 kHz file, a few minutes of audio in memory at a time."""
+        """Transcribe `chunks` (engine.audio.segment.Chunk) of a 16 kHz file, a few minutes of
+        audio in memory at a time. Each chunk's pieces are laid end to end (long pauses
+        shortened) and decoded as one whisper window; times come back in the recording's time."""
         self.load()
         out: list[AsrSegment] = []
         i = 0
         with sf.SoundFile(str(work16)) as f:
             while i < len(chunks):
                 j = i
-                while j + 1 < len(chunks) and chunks[j + 1][1] - chunks[i][0] <= window_s:
+                while j + 1 < len(chunks) and chunks[j + 1].end - chunks[i].start <= window_s:
                     j += 1
-                w0, w1 = chunks[i][0], chunks[j][1]
+                w0, w1 = chunks[i].start, chunks[j].end
                 f.seek(int(w0 * RATE))
                 audio = f.read(int((w1 - w0) * RATE) + 1, dtype="float32", always_2d=False)
-                clips = [{"start": a - w0, "end": min(b - w0, len(audio) / RATE)} for a, b in chunks[i : j + 1]]
-                segments, _ = self._pipeline.transcribe(
-                    audio, language=self.language, word_timestamps=True, clip_timestamps=clips,
-                    batch_size=self.batch_size, beam_size=5,
-                )
-                for seg in segments:
-                    out.append(self._convert(seg, offset=w0))
-                if on_chunk:
-                    on_chunk(j - i + 1)
+                group = chunks[i : j + 1]
+                laid = np.concatenate([audio[int(round((a - w0) * RATE)) : int(round((b - w0) * RATE))]
+                                       for c in group for a, b in c.pieces]) if len(audio) else audio
+                tmap = TimeMap(group)
+                clips = [{"start": a, "end": min(b, len(laid) / RATE)} for a, b in tmap.clips]
+                results = self._decode(laid, clips, on_chunk, beam_size=5)
+                out.extend(self._convert(seg, tmap) for seg in results)
                 i = j + 1
         return out
 
+    def _decode(self, audio: np.ndarray, clips: list[dict], on_done: Callable[[int], None] | None,
+                **options) -> list:
+        """whisper's segments for `clips` (seconds into `audio`), in order. The clips are shared
+        between the model's workers: on a CPU two one-thread decoders do more per second than
+        one decoder on two threads (bench/prep.py)."""
+        parts = _split(clips, self.workers)
+
+        def run(part: list[dict]) -> list:
+            segments, _ = self._pipeline.transcribe(audio, language=self.language, word_timestamps=True,
+                                                    clip_timestamps=part, batch_size=self.batch_size, **options)
+            return list(segments)
+
+        if len(parts) == 1:
+            found = run(parts[0])
+            if on_done:
+                on_done(len(parts[0]))
+            return found
+        from concurrent.futures import ThreadPoolExecutor
+
+        found = []
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="whisper") as pool:
+            for part, fut in [(part, pool.submit(run, part)) for part in parts]:
+                found.extend(fut.result())
+                if on_done:
+                    on_done(len(part))
+        return found
+
     @staticmethod
-    def _convert(seg, offset: float) -> AsrSegment:
+    def _convert(seg, tmap: TimeMap) -> AsrSegment:
         dropped = seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB
         suspect = seg.compression_ratio > COMPRESSION_RATIO or seg.avg_logprob < LOW_LOGPROB - 0.2
-        words = [
-            Word(float(w.start) + offset, float(w.end) + offset, str(w.word), float(w.probability), suspect)
-            for w in (seg.words or [])
-        ]
-        return AsrSegment(float(seg.start) + offset, float(seg.end) + offset, seg.text.strip(),
+        words = []
+        for w in seg.words or []:
+            a, b = tmap.span(float(w.start), float(w.end))
+            words.append(Word(a, b, str(w.word), float(w.probability), suspect))
+        return AsrSegment(tmap(float(seg.start)), tmap(float(seg.end)), seg.text.strip(),
                           float(seg.avg_logprob), float(seg.no_speech_prob), float(seg.compression_ratio),
                           words, dropped, suspect)
 
@@ -206,10 +256,8 @@ class Transcriber:
                 clips.append({"start": t, "end": t + len(a) / RATE})
                 pieces += [a, gap]
                 t += (len(a) + len(gap)) / RATE
-            segments, _ = self._pipeline.transcribe(
-                np.concatenate(pieces), language=self.language, word_timestamps=True, clip_timestamps=clips,
-                batch_size=self.batch_size, beam_size=5, repetition_penalty=1.2, no_repeat_ngram_size=3,
-            )
+            segments = self._decode(np.concatenate(pieces), clips, None, beam_size=5, repetition_penalty=1.2,
+                                    no_repeat_ngram_size=3)
             texts: list[list[str]] = [[] for _ in part]
             probs: list[list[float]] = [[] for _ in part]
             for seg in segments:

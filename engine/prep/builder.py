@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -29,7 +30,7 @@ from engine.prep import content
 from engine.prep import dataset as ds
 from engine.prep.report import Reporter
 from engine.prep.textnorm import comparable, normalize_text, repeated_loop
-from engine.prep.transcripts import align_known_text, metadata_texts, sidecar_text
+from engine.prep.transcripts import align_known_text, has_sidecar, metadata_texts, sidecar_text
 
 TARGET_LUFS = -20.0
 PEAK_CEILING = 10 ** (-1.0 / 20)       # -1 dBFS
@@ -151,6 +152,44 @@ def _same_audio(fp_a: np.ndarray, fp_b: np.ndarray) -> bool:
     return float(np.corrcoef(a, b)[0, 1]) > 0.98 and float(np.median(np.abs(a - b - np.median(a - b)))) < 1.5
 
 
+class VoicePrints:
+    """Voice prints of each source's clips, computed in a worker thread (the LSTM releases the
+    GIL and runs on one torch thread) while whisper transcribes the next source; the speaker
+    check collects them. Nothing is written by the worker, so an interrupted run leaves nothing."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prep-voiceprints")
+        self._jobs: list[tuple[list[str], object]] = []
+        self._ids: set[str] = set()
+
+    BATCH = 32        # clips per job: an interrupted run waits for one job at most
+
+    def submit(self, ids: list[str], audios: list[np.ndarray], rate: int) -> None:
+        for k in range(0, len(ids), self.BATCH):
+            part = list(ids[k : k + self.BATCH])
+            self._jobs.append((part, self._pool.submit(clean.speaker_embeddings, audios[k : k + self.BATCH], rate)))
+            self._ids.update(part)
+
+    def has(self, seg_id: str) -> bool:
+        return seg_id in self._ids
+
+    def pending(self) -> int:
+        return sum(len(ids) for ids, _ in self._jobs)
+
+    def collect(self, on_done: Callable[[int], None] | None = None):
+        """(clip id, voice print) pairs, in submission order; a worker's exception is raised here."""
+        jobs, self._jobs, self._ids = self._jobs, [], set()
+        for ids, fut in jobs:
+            yield from zip(ids, fut.result())
+            if on_done:
+                on_done(len(ids))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Prep:
     def __init__(self, opts: PrepOptions, reporter: Reporter):
         self.o = opts
@@ -163,6 +202,8 @@ class Prep:
         self._pool = None             # the prefetch worker (one thread) while sources are prepared
         self._cancel = threading.Event()   # set when the run ends early: the worker stops
         self._ahead = None            # (path, stem, sha, probe info, future) of the next source
+        self._prints: VoicePrints | None = None   # voice prints worker while sources are prepared
+        self._whisper_load = None     # (Transcriber, future) while whisper loads in a worker thread
         self.skipped: list[dict] = []
         self.counts: tuple[int, int] = (0, 0)     # train / eval rows of the last save
 
@@ -213,6 +254,8 @@ class Prep:
         unchecked = [seg_by_id[i] for i in self.manifest.get("unchecked", []) if i in seg_by_id]
         interrupted, failure, stage = False, None, "sources"
         self.skipped = skipped
+        self._prints = VoicePrints() if o.speaker_check else None
+        self._load_whisper_early(found.files, known)
         try:
             with r.progress("prep", "Preparing sources", len(found.files)) as bar, self._prefetcher():
                 for k, sf_ in enumerate(found.files):
@@ -260,6 +303,9 @@ class Prep:
             self._save_after_crash()
             raise
         finally:
+            if self._prints is not None:
+                self._prints.close()
+                self._prints = None
             shutil.rmtree(self.work, ignore_errors=True)
 
         self.manifest["skipped"] = skipped
@@ -537,11 +583,30 @@ class Prep:
         return None
 
     # -------------------------------------------------------------------------------------------
+    def _load_whisper_early(self, files: list[intake.SourceFile], known: dict) -> None:
+        """Load whisper in a worker thread while the first source is decoded (a large model takes
+        seconds to load); errors are reported when whisper is first needed, as before."""
+        o = self.o
+        if o.transcripts == "files" or self.transcriber is not None or self._whisper_load is not None:
+            return
+        if o.transcripts == "auto" and all(known.get(f.path) or has_sidecar(f.path) for f in files):
+            return          # every recording has its text: whisper may not be needed at all
+        try:
+            t = Transcriber(o.whisper_model, o.device, o.language, o.batch_size, parallel=True)
+        except WhisperLoadError:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="prep-whisper-load")
+        self._whisper_load = (t, pool.submit(t.load))
+        pool.shutdown(wait=False)
+
     def _get_transcriber(self) -> Transcriber:
         if self.transcriber is None:
             o, r = self.o, self.r
+            loading, self._whisper_load = self._whisper_load, None
             try:
-                t = Transcriber(o.whisper_model, o.device, o.language, o.batch_size)
+                t = loading[0] if loading else Transcriber(o.whisper_model, o.device, o.language, o.batch_size, parallel=True)
             except WhisperLoadError as exc:
                 raise PrepError(str(exc)) from exc
             r.info(f"Using device: {t.device}", tag="MODEL")
@@ -552,7 +617,7 @@ class Prep:
             else:
                 r.info("Compute type: int8 on CPU", tag="MODEL")
             try:
-                t.load()
+                loading[1].result() if loading else t.load()
             except WhisperLoadError as exc:
                 raise PrepError(str(exc)) from exc
             if t.fallback_note:
@@ -630,9 +695,8 @@ class Prep:
             residual = clean.denoise(noise_sample, intake.WORK_RATE, noise_sample)
             floor_after = float(np.mean(np.square(residual, dtype=np.float64)))
         snrs_before, snrs_after = [], []
-        emb_cache = self.out / ".cache" / "embeddings"
-        if o.speaker_check:
-            emb_cache.mkdir(parents=True, exist_ok=True)
+        print_ids: list[str] = []
+        print_audio: list[np.ndarray] = []
         with sf.SoundFile(str(src.decoded.work22)) as f, sf.SoundFile(str(src.decoded.work16)) as f16, \
                 self.r.progress("clips", f"Writing clips of {src.file.rel}", len(segs)) as bar:
             rate = f.samplerate
@@ -708,16 +772,17 @@ class Prep:
                 seg["pauses"] = pauses.as_dict()
                 self._apply_exclusion(seg)
                 out.append(seg)
-                if o.speaker_check:
+                if self._prints is not None:
                     # the voice print from the 16 kHz working audio while it is at hand (no re-read)
                     f16.seek(int(s.start * f16.samplerate))
                     a16 = f16.read(round(s.duration * f16.samplerate), dtype="float32", always_2d=False)
                     if len(a16):
-                        emb = clean.speaker_embedding(a16, f16.samplerate)
-                        written.append(emb_cache / f"{seg_id}.npy")
-                        with atomic_path(emb_cache / f"{seg_id}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
-                            np.save(fh, emb)
+                        print_ids.append(seg_id)
+                        print_audio.append(a16)
                 bar.advance(1)
+            rate16 = f16.samplerate
+        if print_ids:
+            self._prints.submit(print_ids, print_audio, rate16)
         if o.denoise and snrs_before and snrs_after:
             b, a = float(np.median(snrs_before)), float(np.median(snrs_after))
             src.entry["quality"]["snr_db_denoised"] = round(a, 1)
@@ -786,15 +851,32 @@ class Prep:
         for s in self.manifest["segments"]:
             if s["id"] in new_ids or ds.included(s) or "other_speaker" in s["flags"]:
                 by_speaker.setdefault(s["speaker"], []).append(s)
-        todo = [s for group in by_speaker.values() for s in group if not (cache / f"{s['id']}.npy").exists()]
-        with r.progress("speakers", "Speaker check", len(todo)) as bar:
-            for s in todo:
-                audio, rate = sf.read(str(self.out / s["file"]), dtype="float32")
-                emb = clean.speaker_embedding(audio, rate)
-                with atomic_path(cache / f"{s['id']}.npy", suffix=".npy") as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, emb)
-                bar.advance(1)
+        wanted = {s["id"] for group in by_speaker.values() for s in group}
+
+        def store(seg_id: str, emb: np.ndarray) -> None:
+            with atomic_path(cache / f"{seg_id}.npy", suffix=".npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, emb)
+
+        pending = self._prints.pending() if self._prints is not None else 0
+        todo = [s for group in by_speaker.values() for s in group
+                if not (cache / f"{s['id']}.npy").exists() and not (self._prints and self._prints.has(s["id"]))]
+        with r.progress("speakers", "Speaker check", len(todo) + pending) as bar:
+            if self._prints is not None:
+                # voice prints computed while whisper worked on the next source
+                for seg_id, emb in self._prints.collect(on_done=bar.advance):
+                    if seg_id in wanted:
+                        store(seg_id, emb)
+            for k in range(0, len(todo), 32):        # clips of earlier runs: read back and embedded together
+                part = todo[k : k + 32]
+                clips = [sf.read(str(self.out / s["file"]), dtype="float32") for s in part]
+                by_rate: dict[int, list[int]] = {}
+                for i, (_, rate) in enumerate(clips):
+                    by_rate.setdefault(rate, []).append(i)
+                for rate, idx in by_rate.items():
+                    embs = clean.speaker_embeddings([clips[i][0] for i in idx], rate)
+                    for i, emb in zip(idx, embs):
+                        store(part[i]["id"], emb)
+                bar.advance(len(part))
         for speaker, group in by_speaker.items():
             if len(group) < 3 and reference is None:
                 continue

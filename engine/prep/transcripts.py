@@ -14,8 +14,15 @@ from engine.prep.textnorm import comparable
 METADATA_NAMES = ("metadata.csv", "metadata_train.csv", "metadata_eval.csv", "metadata.txt")
 
 
+SIDECARS = (".txt", ".lab", ".TXT", ".LAB")
+
+
+def has_sidecar(audio: Path) -> bool:
+    return any(_is_file(audio.with_suffix(ext)) for ext in SIDECARS)
+
+
 def sidecar_text(audio: Path) -> str | None:
-    for ext in (".txt", ".lab", ".TXT", ".LAB"):
+    for ext in SIDECARS:
         p = audio.with_suffix(ext)
         if _is_file(p):
             text = p.read_text(encoding="utf-8", errors="replace").strip()

@@ -147,3 +147,27 @@ def test_main_voice_rule_on_synthetic_embeddings():
     sims, threshold, _ = clean.main_voice(np.stack(same + other))
     assert (sims[:12] >= threshold).all() and (sims[12:] < threshold).all()
     assert clean.SPEAKER_THRESHOLD_MIN <= threshold <= clean.SPEAKER_THRESHOLD_MAX
+
+
+def test_voice_prints_of_many_clips_at_once_are_resemblyzers_clip_by_clip():
+    """Prep embeds a source's clips together (one LSTM run over all their partials) in a worker
+    thread: the prints must be the ones resemblyzer's embed_utterance gives clip by clip."""
+    from resemblyzer import audio as rza
+    from scipy.signal import resample_poly
+
+    clips = [speechgen.say(S[k], voice=v) for k, v in enumerate(["en-us", "en-gb", "en+f4", "en-us"])]
+    clips = [resample_poly(c, 16000, RATE).astype(np.float32) for c in clips]
+    clips.append(np.concatenate([np.zeros(16000, np.float32), clips[0][:4000], np.zeros(16000, np.float32)]))
+    batch = clean.speaker_embeddings(clips, 16000)
+    enc = clean.speaker_encoder()
+    for clip, got in zip(clips[:4], batch):
+        wav = rza.trim_long_silences(rza.normalize_volume(clip, rza.audio_norm_target_dBFS, increase_only=True))
+        want = enc.embed_utterance(wav)
+        assert float(np.dot(got, want)) > 0.9999
+    assert all(abs(float(np.linalg.norm(e)) - 1.0) < 1e-5 for e in batch)
+    # different voices stay apart, the same voice stays close, whatever else is in the batch
+    assert float(np.dot(batch[0], batch[3])) > float(np.dot(batch[0], batch[2])) + 0.05
+    # a clip that is mostly silence still gets a print (resemblyzer would trim it to nothing)
+    assert batch[4].shape == (256,) and np.isfinite(batch[4]).all()
+    # one clip alone gives the same as in the batch
+    assert float(np.dot(clean.speaker_embedding(clips[2], 16000), batch[2])) > 0.9999

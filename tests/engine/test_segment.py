@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.audio.segment import Word, build_atoms, plan_segments, transcription_chunks
+from engine.audio.segment import TimeMap, Word, build_atoms, plan_segments, transcription_chunks
 
 FRAME = 0.01
 
@@ -92,7 +92,58 @@ def test_transcription_chunks_fit_whisper_window():
     spans = [(k * 3.0, k * 3.0 + 2.5) for k in range(40)]
     dur = 121.0
     chunks = transcription_chunks(spans, power_for(dur, spans), dur)
-    assert all(b - a <= 28.0 + 0.4 + 1e-6 for a, b in chunks)
-    covered = sum(1 for a, b in spans if any(ca <= a and b <= cb for ca, cb in chunks))
+    assert all(c.length <= 29.0 + 1e-6 for c in chunks)
+    covered = sum(1 for a, b in spans if any(pa <= a and b <= pb for c in chunks for pa, pb in c.pieces))
     assert covered == len(spans)
-    assert all(c1[1] <= c2[0] for c1, c2 in zip(chunks, chunks[1:]))     # padding never overlaps
+    assert all(c1.end <= c2.start for c1, c2 in zip(chunks, chunks[1:]))     # padding never overlaps
+
+
+def test_long_pauses_are_shortened_so_fewer_windows_hold_the_speech():
+    # 2 s of speech, then 4 s of pause, 30 times: 178 s of recording, 60 s of speech
+    spans = [(k * 6.0, k * 6.0 + 2.0) for k in range(30)]
+    dur = spans[-1][1] + 1.0
+    chunks = transcription_chunks(spans, power_for(dur, spans), dur, pause_cap_s=0.6)
+    assert len(chunks) == 3                   # ~77 s of what whisper hears, not 178 s: 3 windows, not 7
+    laid = sum(c.length for c in chunks)
+    # speech + the 27 pauses inside windows capped + 0.2 s pads at the windows' edges (none before 0 s)
+    assert laid == pytest.approx(60.0 + 27 * 0.6 + 5 * 0.2, abs=1e-6)
+    for c in chunks:                          # each pause inside a window keeps 0.3 s on each side
+        for (a0, b0), (a1, b1) in zip(c.pieces, c.pieces[1:]):
+            assert a1 - b0 == pytest.approx(4.0 - 0.6, abs=1e-6)
+
+
+def test_windows_are_as_few_as_fit_balanced_and_cut_at_the_longest_pauses():
+    spans = [(k * 2.5, k * 2.5 + 2.0) for k in range(10)]   # 25 s with short pauses: one window
+    assert len(transcription_chunks(spans, power_for(26.0, spans), 26.0)) == 1
+    # sentences of 3 breaths: 0.2 s pauses inside them, 1 s between them
+    spans, t = [], 0.0
+    for _ in range(9):             # ~53 s: two windows
+        for _ in range(3):
+            spans.append((t, t + 1.5))
+            t += 1.7
+        t += 0.8
+    chunks = transcription_chunks(spans, power_for(t + 1, spans), t + 1)
+    assert len(chunks) == 2
+    first_of_sentence = {round(spans[k][0], 3) for k in range(0, len(spans), 3)}
+    assert round(chunks[1].pieces[0][0] + 0.2, 3) in first_of_sentence     # the cut is between sentences
+    spans = [(k * 2.5, k * 2.5 + 2.0) for k in range(40)]   # ~100 s: 4 windows of ~25 s, not 3 full + 1 short
+    chunks = transcription_chunks(spans, power_for(101.0, spans), 101.0)
+    lengths = [c.length for c in chunks]
+    assert len(chunks) == 4 and max(lengths) - min(lengths) < 3.0
+
+
+def test_times_whisper_gives_in_the_laid_out_windows_map_back_to_the_recording():
+    spans = [(1.0, 3.0), (10.0, 12.0), (40.0, 41.0)]
+    chunks = transcription_chunks(spans, power_for(45.0, spans), 45.0, pad_s=0.2, pause_cap_s=0.6, max_chunk_s=10.0)
+    assert [c.pieces for c in chunks] == [[(0.8, 3.3), (9.7, 12.3), (39.7, 41.2)]]
+    tmap = TimeMap(chunks)
+    assert tmap.clips == [(0.0, pytest.approx(6.6))]
+    assert tmap(0.2) == pytest.approx(1.0)          # speech onsets land where they are in the recording
+    assert tmap(2.5 + 0.3) == pytest.approx(10.0)
+    assert tmap(5.1 + 0.3) == pytest.approx(40.0)
+    assert tmap(9.0) == pytest.approx(41.2)         # past the end: the window's last moment
+    # a word whisper stretched over a shortened pause stays on the side that holds most of it
+    a, b = tmap.span(2.1, 2.7)
+    assert (a, b) == (pytest.approx(2.9), pytest.approx(3.3))
+    a, b = tmap.span(2.4, 3.3)
+    assert (a, b) == (pytest.approx(9.7), pytest.approx(10.5))
