@@ -109,12 +109,13 @@ class Transcriber:
         self._cpu_threads = cpu_threads
         self.workers = 1
         if parallel and self.device == "cpu" and not cpu_threads:
-            # two (up to four) decoders of 2-4 threads each. On 2 cores that oversubscribes while
-            # both decode, which costs ~7% against one thread each, but a lone chunk (a short
-            # recording) still uses both cores: bench/prep.py measured both ways
+            # two (up to four) decoders sharing the cores: measured on 2 cores (bench/prep.py),
+            # two one-thread decoders do ~20% more than one two-thread decoder. Prep keeps both
+            # busy: a recording's windows are shared between them, and whisper starts on the next
+            # recording while this one is finished
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            self._cpu_threads = min(4, max(2, cores // 2)) if cores >= 2 else 1
-            self.workers = max(2, min(4, cores // self._cpu_threads)) if cores >= 2 else 1
+            self._cpu_threads = max(1, min(4, cores // 2))
+            self.workers = max(1, min(4, cores // self._cpu_threads))
         self._model = None
         self._pipeline = None
 
@@ -174,15 +175,18 @@ class Transcriber:
     # ------------------------------------------------------------------------------------------
     def transcribe_chunks(self, work16: Path, chunks: list[Chunk],
                           on_chunk: Callable[[int], None] | None = None,
-                          window_s: float = 240.0) -> list[AsrSegment]:
+                          window_s: float = 240.0, cancel: Callable[[], None] | None = None) -> list[AsrSegment]:
         """Transcribe `chunks` (engine.audio.segment.Chunk) of a 16 kHz file, a few minutes of
         audio in memory at a time. Each chunk's pieces are laid end to end (long pauses
-        shortened) and decoded as one whisper window; times come back in the recording's time."""
+        shortened) and decoded as one whisper window; times come back in the recording's time.
+        `cancel` is called before each few minutes of audio and stops the work by raising."""
         self.load()
         out: list[AsrSegment] = []
         i = 0
         with sf.SoundFile(str(work16)) as f:
             while i < len(chunks):
+                if cancel:
+                    cancel()            # raises to stop between windows
                 j = i
                 while j + 1 < len(chunks) and chunks[j + 1].end - chunks[i].start <= window_s:
                     j += 1

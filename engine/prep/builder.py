@@ -131,6 +131,20 @@ class _Source:
     power: np.ndarray | None = None
     regions: list = field(default_factory=list)
     known_text: str | None = None
+    asr: _AsrAhead | None = None          # whisper's work started while the previous source was done
+
+
+class _AsrAhead:
+    """Whisper on the next source, started by the prefetch worker as soon as its VAD is done, so
+    that both decoders stay busy between sources (two short recordings are decoded at once)."""
+
+    def __init__(self):
+        self.chunks: list[segment.Chunk] = []
+        self.done = 0                      # chunks decoded so far (read by the main thread)
+        self.future = None
+
+    def advance(self, n: int) -> None:
+        self.done += n
 
 
 def _fingerprint(power: np.ndarray) -> np.ndarray:
@@ -200,6 +214,7 @@ class Prep:
         self.transcriber: Transcriber | None = None
         self.manifest: dict = {}
         self._pool = None             # the prefetch worker (one thread) while sources are prepared
+        self._asr_pool = None         # ... and the one that starts whisper on the prefetched source
         self._cancel = threading.Event()   # set when the run ends early: the worker stops
         self._ahead = None            # (path, stem, sha, probe info, future) of the next source
         self._prints: VoicePrints | None = None   # voice prints worker while sources are prepared
@@ -266,7 +281,7 @@ class Prep:
                         if src is None:
                             continue
                         if k + 1 < len(found.files):
-                            self._prefetch(found.files[k + 1], seen_sha)
+                            self._prefetch(found.files[k + 1], seen_sha, known)
                         segs = self._segment_and_write(src)
                         new_segments.extend(segs)
                         processed.append(src)
@@ -437,24 +452,30 @@ class Prep:
 
         prefix = f"prep-prefetch-{id(self):x}"
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=prefix)
+        # two: whisper on the source being finished and on the next one run at once (two short
+        # recordings keep both decoders busy); never more than two sources ahead of the writing
+        self._asr_pool = ThreadPoolExecutor(2, thread_name_prefix=prefix + "-asr")
         self._cancel.clear()
         try:
             yield
         except BaseException:
             # Ctrl-C, disk full: stop the decode running ahead (its ffmpeg is killed within a second)
-            # and wait for it, so no working file is written after the run has cleaned up
+            # and wait for it, so no working file is written after the run has cleaned up; whisper
+            # running ahead stops at its next window
             self._cancel.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._asr_pool.shutdown(wait=True, cancel_futures=True)
             for t in threading.enumerate():     # also a worker started by a submit() the signal cut short
                 if t.name.startswith(prefix) and t is not threading.current_thread():
                     t.join()
             raise
         else:
             self._pool.shutdown(wait=True)
+            self._asr_pool.shutdown(wait=True)
         finally:
-            self._pool, self._ahead = None, None
+            self._pool, self._asr_pool, self._ahead = None, None, None
 
-    def _prefetch(self, sf_: intake.SourceFile, seen_sha: dict) -> None:
+    def _prefetch(self, sf_: intake.SourceFile, seen_sha: dict, known: dict | None = None) -> None:
         if self._pool is None or sf_.path.is_relative_to(self.out):
             return
         try:
@@ -466,7 +487,37 @@ class Prep:
             return          # reported when its turn comes
         stem = ds.slug(sf_.path.stem) + "_" + sha[:6]
         fut = self._pool.submit(self._analyse, sf_, info, stem, False)
-        self._ahead = (sf_.path, stem, sha, info, fut)
+        asr = None
+        t, loading = self.transcriber, None
+        if t is None and self._whisper_load is not None:
+            t, loading = self._whisper_load
+        if t is not None and self._asr_pool is not None and self.o.transcripts != "files":
+            asr = _AsrAhead()
+            asr.future = self._asr_pool.submit(self._transcribe_ahead, t, loading, fut, sf_, known or {}, asr)
+        self._ahead = (sf_.path, stem, sha, info, fut, asr)
+
+    def _transcribe_ahead(self, t: Transcriber, loading, analysed, sf_: intake.SourceFile, known: dict,
+                          asr: _AsrAhead):
+        """In a prefetch worker: whisper on the next source once its VAD is done; None when it
+        needs no whisper (a short recording with its own transcript) or whisper is not there (the
+        main thread reports why when it needs it)."""
+        if loading is not None:
+            try:
+                loading.result()
+            except Exception:  # noqa: BLE001 - reported by _get_transcriber
+                return None
+        decoded, _stats, power, regions = analysed.result()
+        if not regions:
+            return None
+        if self.o.transcripts != "asr":
+            try:
+                text = sidecar_text(sf_.path) or known.get(sf_.path)
+            except OSError:
+                return None                 # reported when its turn comes
+            if text and regions[-1][1] - regions[0][0] <= self.o.max_seconds:
+                return None
+        asr.chunks = segment.transcription_chunks(regions, power, decoded.duration)
+        return t.transcribe_chunks(decoded.work16, asr.chunks, on_chunk=asr.advance, cancel=self._check_cancel)
 
     def _analyse(self, sf_: intake.SourceFile, info, stem: str, show: bool = True):
         """Decode, scan and VAD one source: (decoded, stats, power, regions)."""
@@ -494,20 +545,21 @@ class Prep:
         """The worker's result for `path` (its exceptions raised here), or None."""
         if not self._ahead or self._ahead[0] != path:
             return None
-        _, stem, sha, info, fut = self._ahead
+        _, stem, sha, info, fut, asr = self._ahead
         try:
             result = fut.result()
         finally:
             self._ahead = None
-        return stem, sha, info, result
+        return stem, sha, info, result, asr
 
     def _intake(self, sf_: intake.SourceFile, seen_sha: dict, known: dict) -> _Source | None:
         r, o = self.r, self.o
         if sf_.path.is_relative_to(self.out):
             return None   # never re-ingest our own clips
         ahead = self._prefetched(sf_.path)
+        asr = None
         if ahead is not None:
-            stem, sha, info, (decoded, stats, power, regions) = ahead
+            stem, sha, info, (decoded, stats, power, regions), asr = ahead
             r.info(f"{sf_.rel}: original audio duration: {decoded.duration:.2f}s; decoded and VAD done while the "
                    "previous source was transcribed", tag="AUDIO")
         else:
@@ -565,7 +617,7 @@ class Prep:
             tag="AUDIO", source=stem,
         )
         r.event("source_report", source=entry)
-        return _Source(sf_, sha, entry, decoded, stats, power, regions, text)
+        return _Source(sf_, sha, entry, decoded, stats, power, regions, text, asr)
 
     def _duplicate_audio(self, fp: np.ndarray) -> str | None:
         if not self.fp_dir.exists():
@@ -627,12 +679,39 @@ class Prep:
 
     def _words(self, src: _Source) -> tuple[list[segment.Word], int]:
         t = self._get_transcriber()
-        chunks = segment.transcription_chunks(src.regions, src.power, src.decoded.duration)
-        with self.r.progress("transcribe", f"Transcribing {src.file.rel}", len(chunks)) as bar:
-            asr = t.transcribe_chunks(src.decoded.work16, chunks, on_chunk=bar.advance)
+        asr = self._follow_ahead(src)
+        if asr is None:
+            chunks = segment.transcription_chunks(src.regions, src.power, src.decoded.duration)
+            with self.r.progress("transcribe", f"Transcribing {src.file.rel}", len(chunks)) as bar:
+                asr = t.transcribe_chunks(src.decoded.work16, chunks, on_chunk=bar.advance)
         dropped = sum(1 for a in asr if a.dropped)
         words = [w for a in asr if not a.dropped for w in a.words]
         return words, dropped
+
+    def _follow_ahead(self, src: _Source):
+        """The result of whisper started ahead on this source (its progress shown as it goes), or
+        None when none was started or it found no whisper was needed."""
+        ahead = src.asr
+        if ahead is None:
+            return None
+        from concurrent.futures import TimeoutError as Pending
+
+        while not ahead.chunks and not ahead.future.done():     # its windows are known right after the VAD
+            time.sleep(0.01)
+        if not ahead.chunks:
+            return ahead.future.result()
+        with self.r.progress("transcribe", f"Transcribing {src.file.rel}", len(ahead.chunks)) as bar:
+            shown = 0
+            while True:
+                try:
+                    found = ahead.future.result(timeout=0.2)
+                except Pending:
+                    found = None
+                if ahead.done > shown:
+                    bar.advance(ahead.done - shown)
+                    shown = ahead.done
+                if found is not None or ahead.future.done():
+                    return ahead.future.result()
 
     def _segment_and_write(self, src: _Source) -> list[dict]:
         o, r = self.o, self.r
