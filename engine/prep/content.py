@@ -34,11 +34,25 @@ ESPEAK = {
 # The phonemes of a language in espeak-ng's IPA, after folding espeak's variants into them
 # (FOLD). English: the 24 consonants and 16 vowels of General American as espeak-ng en-us writes
 # them (r-coloured vowels count as vowel + ɹ, allophones such as the flap as their phoneme).
+# Spanish (Castilian, as espeak-ng es speaks it): 19 consonants, 2 glides, 5 vowels; the soft
+# b d g (β ð ɣ) are their phonemes, diphthongs are vowel + glide. French: 17 consonants (ŋ of
+# loans aside), 2 glides (espeak-ng writes ɥ as y), 12 oral and 4 nasal vowels. German: 21
+# consonants (espeak-ng writes tsch as t + ʃ, and ʒ/dʒ of loans aside), 15 vowels, ə and ɐ, 3
+# diphthongs. Italian: 21 consonants, 2 glides, 7 vowels; long consonants are their phoneme.
+# Each list was checked against espeak-ng's output on words that hold every phoneme
+# (tests/engine/test_content.py). Other languages: the phonemes seen, without "missing".
 INVENTORY = {
     "en": (
         "p b t d k ɡ f v θ ð s z ʃ ʒ h tʃ dʒ m n ŋ l ɹ w j "
         "iː ɪ eɪ ɛ æ ɑː ɔː oʊ ʊ uː ʌ ɜː ə aɪ aʊ ɔɪ"
     ).split(),
+    "es": "p b t d k ɡ f θ s x tʃ ʝ m n ɲ l ʎ ɾ r j w a e i o u".split(),
+    "fr": "p b t d k ɡ f v s z ʃ ʒ m n ɲ ʁ l j w i e ɛ a ɔ o u y ø œ ə ɛ̃ ɑ̃ ɔ̃ œ̃".split(),
+    "de": (
+        "p b t d k ɡ f v s z ʃ ç x h m n ŋ l r j pf ts "
+        "iː ɪ yː ʏ eː ɛ ɛː øː œ aː a oː ɔ uː ʊ ə ɐ aɪ aʊ ɔʏ"
+    ).split(),
+    "it": "p b t d k ɡ f v s z ʃ ts dz tʃ dʒ m n ɲ l ʎ r j w i e ɛ a ɔ o u".split(),
 }
 FOLD = {
     "en": {
@@ -48,6 +62,16 @@ FOLD = {
         "ɐ": ["ə"], "ᵻ": ["ɪ"], "ɾ": ["t"], "ʔ": ["t"], "n̩": ["n"], "l̩": ["l"], "r": ["ɹ"], "x": ["k"],
         "ɑ": ["ɑː"], "e": ["eɪ"], "o": ["oʊ"], "u": ["uː"], "a": ["æ"], "ɬ": ["l"],
     },
+    "es": {
+        "β": ["b"], "ð": ["d"], "ɣ": ["ɡ"], "v": ["b"], "ɛ": ["e"], "ɔ": ["o"], "ŋ": ["n"], "z": ["s"],
+        "dʒ": ["ʝ"], "aɪ": ["a", "j"], "eɪ": ["e", "j"], "oɪ": ["o", "j"], "uɪ": ["u", "j"], "aʊ": ["a", "w"],
+        "eʊ": ["e", "w"], "oʊ": ["o", "w"],
+    },
+    "fr": {"aː": ["a"], "ɑ": ["a"], "ɑː": ["a"], "ɛː": ["ɛ"], "oː": ["o"], "ɔː": ["ɔ"], "r": ["ʁ"], "ɪ": ["i"],
+           "ʊ": ["u"]},
+    "de": {"ɑː": ["aː"], "ɑ": ["a"], "y": ["ʏ"], "ɔø": ["ɔʏ"], "ɜ": ["ɐ"], "ɾ": ["r"], "ʁ": ["r"], "tʃ": ["t", "ʃ"]},
+    "it": {"ɪ": ["i"], "ʊ": ["u"], "ɾ": ["r"], **{c + "ː": [c] for c in
+           "p b t d k ɡ f v s z ʃ ts dz tʃ dʒ m n ɲ l ʎ r".split()}},
 }
 
 

@@ -35,6 +35,42 @@ def test_the_test_sentences_miss_exactly_these_phonemes():
     assert rep["missing"] == ["ʒ", "dʒ", "ɔɪ"]           # no "measure", "judge" or "boy" among them
 
 
+# words that hold every phoneme of the language (checked by hand against the inventories)
+COVERING_WORDS = {
+    "es": ["Un beso en la onda, tengo un gato, mundo, hombre.", "El perro corre rápido por la calle.",
+           "Yo quiero llegar a casa mañana.", "El chico jugó con la guitarra.", "Hoy hace frío y el cielo gris.",
+           "Zapato, ciudad, año, huevo, lluvia, gente, bueno, dedo, agua."],
+    "fr": ["Le chat boit du lait sous la table.", "Un bon vin blanc, une brune, un pain, parfum.",
+           "Je veux deux œufs, la peur, le feu, le cœur.", "Ça gagne, l'agneau, oui, fille, rouge, zéro.",
+           "Il est allé à l'école avec son frère, beau, pomme, rose, vous, tu."],
+    "de": ["Der Bach, ich, ach, Buch, Milch, Zeit, Pferd, Apfel.", "Schön, Müller, Hütte, Löffel, Käse, Bett, Boot.",
+           "Haus, Mai, neu, Ring, singen, ja, Vater, Mutter, Wasser, rot.",
+           "Ihr, bitte, fühlen, Besen, fällt, hören, Hölle, Tante, Ofen, Sonne, gut, Mund, besser, Bahn, Kamm."],
+    "it": ["Il cane corre nel parco con gli amici.", "La pizza, lo zio, lo zero, la rosa, la casa, gnocchi, figlio, sci.",
+           "Cena, giorno, gatto, chiesa, buono, piede, uomo, bello, bene, sette, cosa, otto, sole, vino, faccia, zanzara."],
+}
+
+
+@needs_espeak
+@pytest.mark.parametrize("language", sorted(COVERING_WORDS))
+def test_every_phoneme_of_the_language_is_found_and_nothing_outside_it(language):
+    """Each inventory is in espeak-ng's own notation: words holding all of a language's phonemes
+    cover all of it, and what espeak-ng writes for them folds into it (no stray symbols)."""
+    rep = content.phoneme_coverage(COVERING_WORDS[language], language)
+    assert rep["available"] and rep["inventory"] == len(content.INVENTORY[language])
+    assert rep["missing"] == []
+    assert set(rep["counts"]) <= set(content.INVENTORY[language])
+
+
+@needs_espeak
+def test_spanish_coverage_of_a_sentence_matches_the_hand_checked_list():
+    rep = content.phoneme_coverage(["El perro corre rápido por la calle."], "es")
+    # e l | p e r o | k o r e | r a p i ð o | p o ɾ | l a | k a ʎ e   (ð = the soft d)
+    assert set(rep["counts"]) == set("e l p r o k a i d ɾ ʎ".split())
+    assert rep["counts"]["r"] == 3 and rep["counts"]["d"] == 1
+    assert set(rep["missing"]) == set("b t ɡ f θ s x tʃ ʝ m n ɲ j w u".split())
+
+
 def test_phonemes_not_available_degrade_to_a_reason(monkeypatch):
     monkeypatch.setattr(content, "phonemizer_available", lambda: False)
     rep = content.phoneme_coverage(["Hello there."], "en")
