@@ -8,7 +8,7 @@
 docs/events.md describes the events, with a section per job.
 """
 
-from engine.jobs.job import Job, JobFiles, find_jobs, summarize
+from engine.jobs.job import Job, JobFiles, find_jobs, stop_job, summarize
 from engine.jobs.process import engine_cmd, engine_env, spawn_detached, stop
 
-__all__ = ["Job", "JobFiles", "engine_cmd", "engine_env", "find_jobs", "spawn_detached", "stop", "summarize"]
+__all__ = ["Job", "JobFiles", "engine_cmd", "engine_env", "find_jobs", "spawn_detached", "stop", "stop_job", "summarize"]

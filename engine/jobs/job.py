@@ -114,6 +114,18 @@ def summarize(files: JobFiles, tail_bytes: int | None = None, fold=None, latest_
     return s
 
 
+def stop_job(files: JobFiles, what: str) -> int:
+    """Ask the job to stop (its recorded stop signal); it saves its work and ends `stopped`. When none
+    runs: ProcessLookupError with one line that says so and how the last one ended, if there was one."""
+    if files.alive():
+        return jp.stop(files.process)
+    msg = f"no {what} is running for {files.folder}"
+    if not files.process.is_file():
+        raise ProcessLookupError(f"{msg} (none was started)")
+    s = summarize(files, latest_only=True)
+    raise ProcessLookupError(f"{msg}: the last one ended {s['state']}" + (f" ({s['reason']})" if s["reason"] else ""))
+
+
 def settle(s: dict, files: JobFiles) -> None:
     """The process check: an active state without its process is a death; a live process before
     the first event is `preparing`."""

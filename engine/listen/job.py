@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from engine.events import EventWriter
-from engine.jobs import Job, JobFiles, states, summarize
+from engine.jobs import Job, JobFiles, states, stop_job, summarize
 from engine.jobs import process as jp
 from engine.listen.encoders import ListenError
 from engine.listen.testset import listen_dir
@@ -275,9 +275,7 @@ def spawn(run: Path, opts: dict) -> int:
 
 def stop(run: Path) -> int:
     """Ask the running listening job to stop: it ends `stopped` after the current sentence."""
-    if not running(run):
-        raise ProcessLookupError(f"no listening job is running for {run}")
-    return jp.stop(files(run).process)
+    return stop_job(files(run), "listening job")
 
 
 def _fold(s: dict, e: dict) -> None:
@@ -288,8 +286,14 @@ def _fold(s: dict, e: dict) -> None:
 
 
 def job_summary(run: Path) -> dict:
-    """The latest listening job's state (a dead process reads `failed`), reason, pid, progress."""
-    return summarize(files(run), fold=_fold, latest_only=True, extra={"progress": None})
+    """The latest listening job's state (a dead process reads `failed`), reason, pid, progress. Results
+    on disk without a job's events (written before listening was a job of its own) read `finished`."""
+    from engine.listen.run import load_results
+
+    s = summarize(files(run), fold=_fold, latest_only=True, extra={"progress": None})
+    if s["state"] == states.NEW and not s["alive"] and load_results(run):
+        s["state"] = "finished"
+    return s
 
 
 def summary(run: Path) -> dict:
@@ -308,6 +312,8 @@ def format_summary(s: dict) -> str:
     def f(v, p=3):
         return "   -  " if v is None else f"{v:.{p}f}"
 
+    if s["state"] == states.NEW and not s["alive"] and not s["tests"]:
+        return f"no listening job for {s['run']} (none was started; `xtts-ft listen {s['run']}` starts one)"
     lines = [f"listening job: {s['state']}" + (f" ({s['progress']['done']}/{s['progress']['total']} sentences)"
                                               if s.get("progress") and not states.is_final(s["state"]) else "")]
     if s.get("reason") and s["state"] in ("stopped", "failed"):

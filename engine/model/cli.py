@@ -25,7 +25,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("export", help="export a run as a compact model folder (AllTalk / coqui-tts)")
     p.add_argument("run", help="run folder")
-    p.add_argument("--out", required=True, help="e.g. models/xtts/myvoice")
+    p.add_argument("--out", help="the model folder to write, e.g. models/xtts/myvoice (needed unless --status/--stop)")
     p.add_argument("--checkpoint", default="best",
                    help="best | best-listen (the listening test's pick) | last | PATH; with --best-by listen, "
                         "best = best-listen")
@@ -38,6 +38,9 @@ def register(sub) -> None:
                    help="overwrite an existing folder; replace a base speaker of the same --speaker-name")
     p.add_argument("--detach", action="store_true",
                    help="run as a detached job and return at once (RUN/export_process.json, RUN/export_events.jsonl)")
+    p.add_argument("--status", action="store_true", help="show the run's export job: running, or how it ended")
+    p.add_argument("--stop", action="store_true", help="stop the export job running for RUN (nothing is written)")
+    p.add_argument("--json", action="store_true", help="with --status: print the state as JSON")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth", help="speak a sentence with a model folder")
@@ -93,12 +96,26 @@ def cmd_export(args) -> int:
 
     from engine.jobs import Job, states
     from engine.jobs import process as jp
+    from engine.model import export
     from engine.model.export import ExportError, export_run, files, summary_lines
     from engine.model.files import ModelFilesError
 
     run = Path(args.run)
     if not (run / "run_config.json").is_file():
         raise UserError(f"{run} is not a training run (no run_config.json)")
+    if args.status:
+        s = export.job_summary(run)
+        print(json.dumps(s, default=str) if args.json else export.format_status(run, s))
+        return 0
+    if args.stop:
+        try:
+            pid = export.stop(run)
+        except ProcessLookupError as exc:
+            raise UserError(str(exc)) from None
+        print(f"stop sent to the export job (pid {pid}): it ends with nothing written to its folder")
+        return 0
+    if not args.out:
+        raise UserError("give --out DIR, the model folder to write (e.g. models/xtts/myvoice)")
     f = files(run)
     if f.alive() and jp.pid_of(f.process) != os.getpid():
         raise UserError(f"an export of {run} is already running (pid {jp.pid_of(f.process)})")
@@ -110,7 +127,8 @@ def cmd_export(args) -> int:
         cmd = jp.engine_cmd("export", *argv)
         proc = jp.spawn_detached(cmd, f.log)
         jp.write_process(f.process, proc.pid, "export", cmd=cmd, events=f.events, stop_signal="SIGINT", offset=offset)
-        print(f"export started as a detached job (pid {proc.pid}); it ends in {f.events}")
+        print(f"export started as a detached job (pid {proc.pid}); it ends in {f.events}; follow it with "
+              f"`xtts-ft export {run} --status`, stop it with `xtts-ft export {run} --stop`")
         return 0
     job = Job("export", run)
     job.start(cmd=sys.argv, out=str(args.out), checkpoint=args.checkpoint)

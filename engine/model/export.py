@@ -212,6 +212,40 @@ def files(run: str | Path):
     return JobFiles("export", Path(run))
 
 
+def _fold(s: dict, e: dict) -> None:
+    """summarize fold: the export's start (out, checkpoint) and its final state (the result)."""
+    if e.get("type") == "state":
+        s["result"] = {**(s.get("result") or {}), **{k: v for k, v in e.items() if k not in ("v", "ts", "type")}}
+
+
+def job_summary(run: str | Path) -> dict:
+    """The run's latest export job (a dead process reads `failed`; state `new` when none was started),
+    with `result`: where it writes and, once it is done, what it wrote."""
+    from engine.jobs import summarize
+
+    return summarize(files(run), latest_only=True, fold=_fold, extra={"result": None})
+
+
+def stop(run: str | Path) -> int:
+    """Ask the running export to stop (SIGINT): it ends `stopped` with nothing written."""
+    from engine.jobs import stop_job
+
+    return stop_job(files(run), "export job")
+
+
+def format_status(run: str | Path, s: dict) -> str:
+    """`xtts-ft export RUN --status`: one line (and the summary lines of a finished export)."""
+    if s["state"] == "new" and not s["alive"]:
+        return f"no export job for {run} (none was started; `xtts-ft export {run} --out DIR` starts one)"
+    res = s.get("result") or {}
+    where = f"{res.get('checkpoint', '?')} to {res.get('out', '?')}"
+    if s["state"] == "finished":
+        return "\n".join([f"export job: finished ({where})", *(res.get("summary") or [])])
+    if s["state"] in ("stopped", "failed"):
+        return f"export job: {s['state']} ({where}): {s.get('reason') or 'no reason given'}"
+    return f"export job: {s['state']} (pid {s['pid']}), exporting {where}; stop it with `xtts-ft export {run} --stop`"
+
+
 def summary_lines(res: dict, add_speaker: bool = True) -> list[str]:
     """What an export says when it is done (the CLI prints it; the studio shows it)."""
     lines = [f"[MODEL] exported {res['checkpoint']} (global step {res['step']}) to {res['out']}",

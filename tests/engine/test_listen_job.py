@@ -96,3 +96,43 @@ def test_a_dead_listen_job_reads_failed(tmp_path):
     w.close()
     s = job.job_summary(run)
     assert s["state"] == "failed" and states.DIED in s["reason"] and s["progress"]["total"] == 4
+
+
+def test_listen_status_and_stop_without_a_job_say_so_in_one_line(tmp_path, capsys):
+    from engine.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"model": str(tmp_path / "model"), "language": "en"}))
+    assert main(["listen", str(run), "--status"]) == 0
+    assert capsys.readouterr().out.strip() == (f"no listening job for {run} (none was started; "
+                                               f"`xtts-ft listen {run}` starts one)")
+    assert main(["listen", str(run), "--stop"]) == 2
+    assert capsys.readouterr().err.strip() == f"xtts-ft listen: no listening job is running for {run} (none was started)"
+
+
+def test_results_written_before_listening_was_a_job_read_finished(tmp_path, capsys):
+    """R/listen/<label>/result.json from an older version (no listen_process.json, no listen events):
+    the state comes from the finished results on disk, not `new`."""
+    from engine.cli import main
+    from engine.listen import job
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"model": str(tmp_path / "model"), "language": "en"}))
+    for label, step, cer in (("base", None, 0.10), ("step7", 7, 0.08)):
+        d = run / "listen" / label
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"label": label, "step": step, "voices": [],
+                                                   "summary": {"cer": cer, "similarity": 0.8, "flagged": 0}}))
+    (run / "listen" / "step9").mkdir()      # an unfinished test: no result.json
+    assert not job.files(run).process.exists() and not job.files(run).events.exists()
+    s = job.job_summary(run)
+    assert s["state"] == "finished" and s["alive"] is False
+    assert main(["listen", str(run), "--status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("listening job: finished\n") and "recommended: step7" in out
+    # a run with an unfinished test only stays new: nothing on disk says a test finished
+    (run / "listen" / "base" / "result.json").unlink()
+    (run / "listen" / "step7" / "result.json").unlink()
+    assert job.job_summary(run)["state"] == states.NEW

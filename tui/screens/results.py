@@ -89,15 +89,13 @@ class ResultsScreen(StudioScreen):
     def _job_state(self, kind: str, run) -> dict | None:
         """The run's listening or export job, from its files: a studio started later re-attaches to a
         running one (shown here, stoppable with S) and sees how the last one ended."""
-        from engine.jobs import JobFiles, states, summarize
+        from engine.jobs import JobFiles, states
         from engine.listen import job
+        from engine.model import export
 
         if run is None or not JobFiles(kind, Path(run)).process.is_file():
             return None
-        if kind == "listen":
-            s = job.job_summary(run)
-        else:
-            s = summarize(JobFiles(kind, Path(run)), latest_only=True, fold=_final_fields, extra={"result": None})
+        s = job.job_summary(run) if kind == "listen" else export.job_summary(run)
         s["running"] = bool(s["alive"]) and not states.is_final(s["state"])
         return s
 
@@ -372,12 +370,6 @@ class ResultsScreen(StudioScreen):
         from tui.audio import play
 
         play(self.app, smp.get("path") or "", Path(str(smp.get("path") or "")).name)
-
-
-def _final_fields(s: dict, e: dict) -> None:
-    """summarize fold: the export's start (out, checkpoint) and its final state (the result)."""
-    if e.get("type") == "state":
-        s["result"] = {**(s.get("result") or {}), **{k: v for k, v in e.items() if k not in ("v", "ts", "type")}}
 
 
 def json_key(value) -> str:
