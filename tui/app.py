@@ -125,6 +125,7 @@ class XttsStudio(App):
         if self.studio.run:
             self.follow_run(self.studio.run)
         self.attach_prep()  # a prep job still running from an earlier session
+        self.watch_jobs()   # listening tests and exports of every run: still running, or ended meanwhile
         start = self._start or "home"
         if start != "home":
             self.call_after_refresh(self.switch_mode, start)
@@ -276,6 +277,74 @@ class XttsStudio(App):
                 self._follow_prep(files, int(info.get("offset") or 0), None)
                 return True
         return False
+
+    # ------------------------------------------------------------------ listen / export jobs of every run
+    @work(thread=True, exclusive=True, group="watch-jobs", name="watch-jobs")
+    def watch_jobs(self) -> None:
+        """The listening tests and exports of every run, found by their process.json like prep jobs: the
+        ones still running (a studio closed meanwhile, or started from the CLI) are announced and followed
+        to their end; the ones that ended while the studio was closed are announced once. Home lists the
+        running ones (a opens them in Results, where S stops them)."""
+        from tui.studio import RUN_JOBS, job_state
+
+        worker = get_current_worker()
+        since = self.studio.get("jobs_checked")   # when the last studio looked (absent: report no old ends)
+        running = {}
+        for run in self.studio.find_runs():
+            for kind in RUN_JOBS:
+                s = job_state(kind, run)
+                if s is None:
+                    continue
+                if s["running"]:
+                    running[(kind, run)] = s
+                    self.call_from_thread(self._job_news, kind, run, s)
+                elif since is not None and (s.get("updated") or 0) > since:
+                    self.call_from_thread(self._job_news, kind, run, s, " while the studio was closed")
+        self.call_from_thread(self.studio.set, "jobs_checked", time.time())
+        last = time.monotonic()
+        while running and not worker.is_cancelled:
+            time.sleep(self.poll)
+            if time.monotonic() - last < 2.0:
+                continue
+            last = time.monotonic()
+            for (kind, run) in list(running):
+                s = job_state(kind, run)
+                if s is None or not s["running"]:
+                    del running[(kind, run)]
+                    if s is not None:
+                        self.call_from_thread(self._job_news, kind, run, s)
+
+    def _job_news(self, kind: str, run: Path, s: dict, when: str = "") -> None:
+        from tui.studio import RUN_JOBS
+
+        what = f"{RUN_JOBS[kind].capitalize()} of {Path(run).name}"
+        if s["running"]:
+            p, out = s.get("progress") or {}, (s.get("result") or {}).get("out")
+            doing = (f"{p['done']}/{p['total']} sentences done. " if p.get("total") else
+                     f"Writing {out}. " if out else "")
+            self.notify(f"{doing}Home (1), then a: Results follows it, S stops it.",
+                        title=f"{what} still running", timeout=15)
+            return
+        if not self.job_reported(kind, run, s):
+            return
+        res = s.get("result") or {}
+        detail = (res.get("summary") or [None])[0] if s["state"] == "finished" and kind == "export" else s.get("reason")
+        self.notify(detail or "Results shows it.", title=f"{what} {s['state']}{when}", timeout=15,
+                    severity="error" if s["state"] == "failed" else "information")
+
+    def job_reported(self, kind: str, run: Path, s: dict) -> bool:
+        """True the first time the end of this job (run, kind, pid) is to be reported, by whichever
+        part of the studio sees it first; remembered, so a later studio does not report it again."""
+        key = f"{kind}:{self.studio.rel(Path(run))}"
+        seen = self.studio.state.setdefault("jobs_reported", {})
+        if seen.get(key) == s.get("pid"):
+            return False
+        seen[key] = s.get("pid")
+        self.studio.save()
+        return True
+
+    def on_unmount(self) -> None:
+        self.studio.set("jobs_checked", time.time())   # a job that ends after this ended "while closed"
 
     @work(thread=True, exclusive=True, group="follow-prep", name="follow-prep")
     def _follow_prep(self, files, offset: int, proc, log: Path | None = None, log_offset: int = 0) -> None:

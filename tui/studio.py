@@ -217,6 +217,30 @@ def quick_run_summary(run: Path, tail_bytes: int = 262144) -> dict:
     return s
 
 
+RUN_JOBS = {"listen": "listening test", "export": "export"}   # a run's own jobs besides training
+
+
+def job_state(kind: str, run: Path | None) -> dict | None:
+    """A run's listening or export job from its files (None when none was started there): its summary
+    with `running` (process there, state not final). A studio started later finds it this way."""
+    from engine.jobs import JobFiles, states
+    from engine.listen import job
+    from engine.model import export
+
+    if run is None or not JobFiles(kind, Path(run)).process.is_file():
+        return None
+    s = job.job_summary(run) if kind == "listen" else export.job_summary(run)
+    s["running"] = bool(s["alive"]) and not states.is_final(s["state"])
+    return s
+
+
+def job_line(kind: str, s: dict) -> str:
+    """A run's listening or export job in a few words: `listening test running (12/40 sentences)`."""
+    p = s.get("progress") or {}
+    done = f" ({p.get('done')}/{p.get('total')} sentences)" if s["running"] and p.get("total") else ""
+    return f"{RUN_JOBS[kind]} {'running' if s['running'] else s['state']}{done}"
+
+
 def dataset_summary(folder: Path) -> dict:
     """Clip counts and speech minutes from dataset.json (or the CSVs)."""
     folder = Path(folder)

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Static
 from tui.messages import ProjectChanged
 from tui.runmodel import fmt_duration
 from tui.screens.base import StudioScreen
-from tui.studio import dataset_summary, quick_run_summary, run_dataset
+from tui.studio import RUN_JOBS, dataset_summary, job_line, job_state, quick_run_summary, run_dataset
 from tui.widgets.dialogs import Choose
 
 STATE_STYLE = {"training": "bold green", "preparing": "cyan", "stopping": "yellow", "stopped": "yellow",
@@ -82,10 +82,10 @@ class HomeScreen(StudioScreen):
             s = dataset_summary(d)
             rows.append({"kind": "dataset", "path": d, "summary": s})
             for r in sorted(run_by_ds.pop(str(d), []), key=lambda p: p.name):
-                rows.append({"kind": "run", "path": r, "summary": quick_run_summary(r), "child": True})
+                rows.append(_run_row(r, child=True))
         for rs in run_by_ds.values():
             for r in rs:
-                rows.append({"kind": "run", "path": r, "summary": quick_run_summary(r), "child": False})
+                rows.append(_run_row(r, child=False))
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[dict]) -> None:
@@ -118,6 +118,11 @@ class HomeScreen(StudioScreen):
                 state = Text(("● " if s["alive"] else "") + stn, style=STATE_STYLE.get(stn, ""))
                 progress = (f"ep {(s['epoch'] or 0) + 1}/{s['epochs']} gs {s['global_step']}"
                             if s.get("global_step") is not None else "–")
+                if row["jobs"] and not s["alive"]:   # a listening test or export of the run going on
+                    kind, js = next(iter(row["jobs"].items()))
+                    p = js.get("progress") or {}
+                    progress = Text(f"● {kind}" + (f" {p['done']}/{p['total']}" if p.get("total") else ""),
+                                    style="green")
                 b = s.get("best")
                 best = f"{b:.4f}" if isinstance(b, (int, float)) else (b or "–")
                 updated = (fmt_duration(now - s["updated"]) + " ago") if s.get("updated") else ""
@@ -128,7 +133,7 @@ class HomeScreen(StudioScreen):
                 if row["path"] == selected:
                     t.move_cursor(row=i)
                     break
-        n_alive = sum(1 for r in rows if r["kind"] == "run" and r["summary"].get("alive"))
+        n_alive = len(self.running())
         head = Text()
         head.append(f"Workspace {self.app.studio.root}", style="bold")
         n_ds, n_runs = sum(r["kind"] == "dataset" for r in rows), sum(r["kind"] == "run" for r in rows)
@@ -169,9 +174,13 @@ class HomeScreen(StudioScreen):
             d.update(f"{row['path']}{where}\nEnter: review clips · t: set training parameters")
         else:
             msg = f"{row['path']}\n{s['state']}" + (f": {s['reason']}" if s.get("reason") else "")
-            msg += "\nEnter/a: attach and follow it" if s.get("alive") else "\nEnter: open (curves, results)"
+            if row["jobs"] and not s.get("alive"):
+                msg += "; " + ", ".join(job_line(k, js) for k, js in row["jobs"].items())
+                msg += "\nEnter/a: open it in Results (S stops it)"
+            else:
+                msg += "\nEnter/a: attach and follow it" if s.get("alive") else "\nEnter: open (curves, results)"
             n = len(self.running())
-            if n and not s.get("alive"):
+            if n and not (s.get("alive") or row["jobs"]):
                 msg += f" · a: attach to the {'run' if n == 1 else f'{n} runs'} going on"
             d.update(msg)
 
@@ -192,12 +201,11 @@ class HomeScreen(StudioScreen):
             self.app.set_project(dataset=row["path"])
             self.app.action_goto("review")
         else:
-            d = run_dataset(row["path"])
-            self.app.set_project(dataset=d if d and d.is_dir() else None, run=row["path"])
-            self.app.action_goto("train")
+            self.attach_run(row)
 
     def running(self) -> list[dict]:
-        return [r for r in self.rows if r["kind"] == "run" and r["summary"].get("alive")]
+        """Runs going on: training, or a listening test or export of the run."""
+        return [r for r in self.rows if r["kind"] == "run" and (r["summary"].get("alive") or r["jobs"])]
 
     def action_attach(self) -> None:
         """Attach to the run going on: the only one, or the one picked (the cursor's first)."""
@@ -210,14 +218,15 @@ class HomeScreen(StudioScreen):
                     self.attach_run(running[i])
 
             self.app.push_screen(Choose("Attach to which running run?",
-                                        [f"{r['path'].name}  ({r['summary']['state']}, {r['path'].parent})"
+                                        [f"{r['path'].name}  ({_going(r)}, {r['path'].parent})"
                                          for r in running], selected=running.index(row) if row in running else 0),
                                  done)
 
     def attach_run(self, row: dict) -> None:
+        """Open the run: Training follows its training, Results its listening test or export."""
         d = run_dataset(row["path"])
         self.app.set_project(dataset=d if d and d.is_dir() else None, run=row["path"])
-        self.app.action_goto("train")
+        self.app.action_goto("results" if row["jobs"] and not row["summary"].get("alive") else "train")
 
     def action_train(self) -> None:
         row = self._current()
@@ -233,3 +242,14 @@ class HomeScreen(StudioScreen):
 
     def action_refresh(self) -> None:
         self.refresh_list()
+
+
+def _run_row(run, child: bool) -> dict:
+    """A run's row: its training summary and its listening test / export jobs still running."""
+    jobs = {kind: js for kind in RUN_JOBS if (js := job_state(kind, run)) and js["running"]}
+    return {"kind": "run", "path": run, "summary": quick_run_summary(run), "child": child, "jobs": jobs}
+
+
+def _going(row: dict) -> str:
+    s = row["summary"]
+    return s["state"] if s.get("alive") else ", ".join(job_line(k, js) for k, js in row["jobs"].items())

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 
 from tui.messages import JobFinished, ProjectChanged
 from tui.screens.base import StudioScreen
+from tui.studio import job_state
 from tui.widgets.dialogs import Prompt
 
 
@@ -89,15 +90,7 @@ class ResultsScreen(StudioScreen):
     def _job_state(self, kind: str, run) -> dict | None:
         """The run's listening or export job, from its files: a studio started later re-attaches to a
         running one (shown here, stoppable with S) and sees how the last one ended."""
-        from engine.jobs import JobFiles, states
-        from engine.listen import job
-        from engine.model import export
-
-        if run is None or not JobFiles(kind, Path(run)).process.is_file():
-            return None
-        s = job.job_summary(run) if kind == "listen" else export.job_summary(run)
-        s["running"] = bool(s["alive"]) and not states.is_final(s["state"])
-        return s
+        return job_state(kind, run)
 
     def _follow_export(self, run) -> None:
         ej = self._job_state("export", run)
@@ -121,13 +114,16 @@ class ResultsScreen(StudioScreen):
         self.exporting = False
         self.refresh_bindings()
         res = ej.get("result") or {}
+        news = self.app.job_reported("export", run, ej)   # once, here or by the studio's watcher
         if ej["state"] == "finished":
-            self.notify(f"Exported to {res.get('out')}", title="Export done", timeout=10)
+            if news:
+                self.notify(f"Exported to {res.get('out')}", title="Export done", timeout=10)
             self.query_one("#results-note", Static).update(Text("\n".join((res.get("summary") or [])[:2])))
         elif ej["state"] == "stopped":
-            self.notify(ej.get("reason") or "Export stopped", title="Export stopped")
+            if news:
+                self.notify(ej.get("reason") or "Export stopped", title="Export stopped")
             self.query_one("#results-note", Static).update(Text(ej.get("reason") or ""))
-        else:
+        elif news:
             self.error("Export failed", ej.get("reason") or "the export ended without a result")
 
     def tick(self) -> None:
@@ -137,7 +133,8 @@ class ResultsScreen(StudioScreen):
         self._follow_export(m.run)
         js = self._job_state("listen", m.run)
         was = self.listen_job
-        if was and js and was.get("folder") == js.get("folder") and was["running"] and not js["running"]:
+        if (was and js and was.get("folder") == js.get("folder") and was["running"] and not js["running"]
+                and self.app.job_reported("listen", m.run, js)):
             title = {"finished": "Listening test finished", "stopped": "Listening test stopped"}.get(
                 js["state"], "Listening test failed")
             self.notify(js.get("reason") or "The table shows every finished test.", title=title,
