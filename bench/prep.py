@@ -120,7 +120,9 @@ def make_short_set(folder: Path, n_files: int = 40) -> dict[str, list[str]]:
     known = {}
     for k in range(n_files):
         sents = [S[k % len(S)]] + ([S[(k + 7) % len(S)]] if k % 3 == 0 else [])
-        audio, _ = speechgen.compose(sents, pauses=0.5, seed=k, voice=["en-us", "en-gb"][k % 2])
+        # a voice, pitch and speed of its own: no two files are the same recording
+        audio, _ = speechgen.compose(sents, pauses=0.5, seed=k, voice=["en-us", "en-gb"][k % 2],
+                                     pitch=35 + (k * 7) % 30, speed=150 + (k * 11) % 40)
         speechgen.write(folder / f"clip_{k:03d}.wav", audio, rate=22050)
         known[f"clip_{k:03d}.wav"] = sents
     return known

@@ -147,6 +147,10 @@ class _AsrAhead:
         self.done += n
 
 
+SILENCE_BELOW_DB = 50.0      # duplicate-audio check: quieter than this under the loudest is silence
+SOUND_WITHIN_DB = 40.0       # ... and frames this close to the loudest are compared
+
+
 def _fingerprint(power: np.ndarray) -> np.ndarray:
     """100 ms loudness envelope in dB: survives re-encoding, differs between recordings."""
     n = len(power) // 10 * 10
@@ -160,7 +164,15 @@ def _same_audio(fp_a: np.ndarray, fp_b: np.ndarray) -> bool:
     if len(fp_a) < 20 or len(fp_b) < 20 or abs(len(fp_a) - len(fp_b)) > max(2, 0.01 * len(fp_a)):
         return False
     n = min(len(fp_a), len(fp_b))
-    a, b = fp_a[:n], fp_b[:n]
+    # silence is floored at 50 dB under each recording's loudest 100 ms and only the frames where
+    # either one sounds are compared: the same layout of pauses (digital silence, a noise gate)
+    # around different words must not look alike
+    a = np.maximum(fp_a[:n], float(fp_a[:n].max()) - SILENCE_BELOW_DB)
+    b = np.maximum(fp_b[:n], float(fp_b[:n].max()) - SILENCE_BELOW_DB)
+    sounding = (a > a.max() - SOUND_WITHIN_DB) | (b > b.max() - SOUND_WITHIN_DB)
+    if sounding.sum() < 10:             # under 1 s of sound: too little to tell
+        return False
+    a, b = a[sounding], b[sounding]
     if a.std() < 1e-3 or b.std() < 1e-3:
         return False
     return float(np.corrcoef(a, b)[0, 1]) > 0.98 and float(np.median(np.abs(a - b - np.median(a - b)))) < 1.5

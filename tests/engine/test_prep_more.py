@@ -204,3 +204,25 @@ def test_ctrl_c_keeps_the_finished_sources_and_a_rerun_adds_the_rest(tmp_path, w
     assert again.ok and not again.interrupted and again.summary["sources_added"] == 1
     assert sorted(s["name"] for s in json.loads((tmp_path / "ds" / "dataset.json").read_text())["sources"]) == [
         "part0.wav", "part1.wav", "part2.wav"]
+
+
+def test_different_words_in_the_same_layout_of_silence_are_not_the_same_audio(tmp_path):
+    """Two short recordings with the same pauses of digital silence around different sentences
+    (as a noise gate or synthetic speech makes them) are two recordings; a re-encoded copy of one,
+    quieter, is still found."""
+    import speechgen
+
+    from engine.audio import analysis, intake
+    from engine.prep.builder import _fingerprint, _same_audio
+
+    def fingerprint(audio, name, gain_db=0.0, rate=speechgen.RATE):
+        speechgen.write(tmp_path / name, audio * 10 ** (gain_db / 20), rate=rate)
+        decoded = intake.decode(tmp_path / name, tmp_path / "work", name.split(".")[0])
+        return _fingerprint(analysis.scan(decoded.work22)[1])
+
+    # two sentences of about the same length, with the same lead and tail of digital silence
+    a, _ = speechgen.compose([speechgen.SENTENCES[5]], pauses=0.5, seed=29, voice="en-gb", pitch=58, speed=189)
+    b, _ = speechgen.compose([speechgen.SENTENCES[11]], pauses=0.5, seed=35, voice="en-gb", pitch=40, speed=175)
+    fa, fb = fingerprint(a, "a.wav"), fingerprint(b, "b.wav")
+    assert not _same_audio(fa, fb)
+    assert _same_audio(fa, fingerprint(a, "a_copy.mp3", gain_db=-9.0, rate=44100))
