@@ -6,7 +6,6 @@ any checkpoint, so the stop lands while it runs; no model is needed."""
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 from engine.cli import main
@@ -14,6 +13,7 @@ from engine.events import EventWriter, read_events
 from engine.jobs import process as jp
 from engine.jobs import schema, states
 from engine.model import export
+from test_listen_job import _wait
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,6 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
     rc = main(["export", *map(str, args)])
     out = capsys.readouterr()
     return rc, out.out, out.err
-
-
-def _wait(pred, timeout=120.0, what="condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_export_status_and_stop_of_a_detached_export(tmp_path, capsys):
