@@ -8,6 +8,7 @@ chosen automatically: float16 on CUDA, int8 on CPU.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,7 @@ class Transcriber:
             self.workers = max(1, min(4, cores // self._cpu_threads))
         self._model = None
         self._pipeline = None
+        self._local = threading.local()
 
     @property
     def is_local(self) -> bool:
@@ -211,8 +213,9 @@ class Transcriber:
         parts = _split(clips, self.workers)
 
         def run(part: list[dict]) -> list:
-            segments, _ = self._pipeline.transcribe(audio, language=self.language, word_timestamps=True,
-                                                    clip_timestamps=part, batch_size=self.batch_size, **options)
+            segments, _ = self._thread_pipeline().transcribe(
+                audio, language=self.language, word_timestamps=True, clip_timestamps=part,
+                batch_size=self.batch_size, **options)
             return list(segments)
 
         if len(parts) == 1:
@@ -229,6 +232,17 @@ class Transcriber:
                 if on_done:
                     on_done(len(part))
         return found
+
+    def _thread_pipeline(self):
+        """faster-whisper's batched pipeline keeps state between batches (the last word's end, for
+        its word-timing rules): one per thread, over the one model, so concurrent decodes (the
+        next recording's, started ahead) never mix theirs."""
+        from faster_whisper import BatchedInferencePipeline
+
+        pipe = getattr(self._local, "pipeline", None)
+        if pipe is None or pipe.model is not self._model:
+            pipe = self._local.pipeline = BatchedInferencePipeline(self._model)
+        return pipe
 
     @staticmethod
     def _convert(seg, tmap: TimeMap) -> AsrSegment:

@@ -299,6 +299,9 @@ class Prep:
                         processed.append(src)
                         self.manifest["sources"].append(src.entry)
                         self.manifest["segments"].extend(segs)
+                        # checked for duplicates and other speakers once every source is in: until
+                        # then (an interrupted run) the next run checks them
+                        self.manifest.setdefault("unchecked", []).extend(s["id"] for s in segs)
                         seen_sha[src.sha] = src.entry
                     except intake.IntakeError as exc:
                         skipped.append({"path": str(sf_.path), "reason": str(exc)})
