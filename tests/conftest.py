@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")     # tests never reach a model hub
 _faults = str(Path(__file__).parent / "faults")
 if _faults not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_faults, os.environ.get("PYTHONPATH")) if p)
+
+# a suite started from a shell's background (`./run-tests &`, CI wrappers) inherits SIGINT ignored;
+# the Ctrl-C tests deliver a real SIGINT to this process and to the jobs it starts
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import speechgen  # noqa: E402
 

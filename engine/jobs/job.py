@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,14 @@ class JobFiles:
         return jp.alive(self.process)
 
 
+def hear_sigint() -> None:
+    """`stop` sends SIGINT. A process started from a shell's background (`cmd &` without job
+    control, nohup scripts, a service) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the job could not be stopped. Give it the default handler back."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Job:
     """The running job's side of the protocol (one per job process)."""
 
@@ -64,6 +74,8 @@ class Job:
     def start(self, cmd: list[str] | None = None, state: str = "running", stop_signal: str = "SIGINT",
               **fields) -> None:
         """Record this process in process.json (unless its starter already did) and emit the first state."""
+        if stop_signal == "SIGINT":
+            hear_sigint()
         info = jp.read_process(self.files.process)
         if not info or info.get("pid") != os.getpid():
             jp.write_process(self.files.process, os.getpid(), self.kind, cmd=cmd, events=self.files.events,

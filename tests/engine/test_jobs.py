@@ -87,9 +87,15 @@ def test_real_prep_stopped_mid_job_ends_stopped_and_every_event_validates(tmp_pa
     src = _sources(tmp_path / "src", 5)
     out = tmp_path / "ds"
     files = JobFiles("prep", out)
-    proc = jp.spawn_detached(jp.engine_cmd("prep", str(src), "--out", str(out), "--transcripts", "files",
-                                           "--whisper-model", whisper_model, "--no-speaker-check"),
-                             tmp_path / "prep_tui.log", cwd=ROOT, env={"XTTS_FT_FAULT": "prep-sleep@1.5"})
+    # started as from a shell's background (`xtts-ft studio &`, nohup, a service): SIGINT comes
+    # ignored, and the job must still hear its stop signal
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = jp.spawn_detached(jp.engine_cmd("prep", str(src), "--out", str(out), "--transcripts", "files",
+                                               "--whisper-model", whisper_model, "--no-speaker-check"),
+                                 tmp_path / "prep_tui.log", cwd=ROOT, env={"XTTS_FT_FAULT": "prep-sleep@1.5"})
+    finally:
+        signal.signal(signal.SIGINT, before)
     # prep wrote its own process.json: found, alive, with the offset it started at
     _wait(lambda: files.process.is_file(), what="prep_process.json")
     assert jp.read_process(files.process)["pid"] == proc.pid and jp.alive(files.process)
