@@ -477,8 +477,11 @@ class PrepScreen(StudioScreen):
                 frac = (done / total) if total else None
                 lines.append(f"{stage:<10} ", style="bold")
                 lines.append(bar(1.0 if e.get("finished") else frac, 20), style="green")
-                tot = f"{total:.4g}" if isinstance(total, (int, float)) else "?"
-                lines.append(f" {done:.4g}/{tot}  {e.get('description', '')}\n")
+                if isinstance(total, (int, float)):
+                    count = f"{done:.4g}/{total:.4g}"
+                else:                       # a stage without a count (the content report)
+                    count = "done" if e.get("finished") else "…"
+                lines.append(f" {count}  {e.get('description', '')}\n")
             if not m.stages and m.state in ("new",):
                 lines.append("No prep running. Pick sources, set options, then ctrl+r.", style="dim")
             self.query_one("#prep-stages", Static).update(lines)
