@@ -40,7 +40,7 @@ def holder(folder: str | os.PathLike) -> dict | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return _read_info(path)
+                return _holder_info(path)
             return None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
@@ -54,6 +54,17 @@ def _read_info(path: Path) -> dict:
         return info if isinstance(info, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def _holder_info(path: Path, wait_s: float = 0.5) -> dict:
+    """The record of a held lock. Its holder writes it just after taking the lock: a job refused in
+    that instant reads it again for a moment rather than name no one."""
+    info = _read_info(path)
+    deadline = time.monotonic() + wait_s
+    while not info.get("pid") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        info = _read_info(path)
+    return info
 
 
 def busy_message(folder: Path, info: dict) -> str:
@@ -80,7 +91,7 @@ def hold(folder: str | os.PathLike, job: str) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                info = _read_info(path)
+                info = _holder_info(path)
                 raise Busy(busy_message(folder, info), info) from None
             raise
         info = {"pid": os.getpid(), "job": job, "started": time.time(), "host": socket.gethostname()}

@@ -304,3 +304,32 @@ def test_multichannel_sources_are_mixed_as_the_mean_of_their_channels(tmp_path):
         assert "clipped" not in seg["flags"]
         audio, _ = sf.read(str(tmp_path / "ds" / seg["file"]))
         assert np.abs(audio).max() < 0.95          # levelled under -1 dBFS, never clipped by the mix
+
+
+def test_a_job_refused_just_as_the_holder_took_the_lock_still_names_it(tmp_path):
+    """The holder writes who it is right after taking the lock: a job refused in that instant
+    (the file still empty) waits a moment for the record instead of naming no one."""
+    import fcntl
+    import threading
+    import time
+
+    path = tmp_path / locks.LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # taken, nothing written yet
+
+        def write_record():
+            time.sleep(0.15)
+            os.pwrite(fd, json.dumps({"pid": 4242, "job": "xtts-ft prep", "started": time.time()}).encode(), 0)
+
+        writer = threading.Thread(target=write_record)
+        writer.start()
+        try:
+            with pytest.raises(locks.Busy) as refused:
+                with locks.hold(tmp_path, "xtts-ft train"):
+                    pass
+        finally:
+            writer.join()
+        assert "is in use by xtts-ft prep (pid 4242" in str(refused.value)
+    finally:
+        os.close(fd)
