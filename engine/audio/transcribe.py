@@ -118,8 +118,7 @@ class Transcriber:
             self._cpu_threads = max(1, min(4, cores // 2))
             self.workers = max(1, min(4, cores // self._cpu_threads))
         self._model = None
-        self._pipeline = None
-        self._local = threading.local()
+        self._local = threading.local()      # a batched pipeline per thread (_thread_pipeline)
 
     @property
     def is_local(self) -> bool:
@@ -128,7 +127,7 @@ class Transcriber:
     def load(self):
         if self._model is not None:
             return self._model
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import WhisperModel
 
         kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self._cpu_threads,
                       num_workers=self.workers)
@@ -164,14 +163,12 @@ class Transcriber:
                                               "pass --whisper-model for a better one)")
                         self.model_name = bundled
                         self._model = WhisperModel(bundled, **kwargs)
-                        self._pipeline = BatchedInferencePipeline(self._model)
                         return self._model
                     raise WhisperLoadError(
                         f"whisper model '{self.model_name}' is not on this machine and could not be "
                         f"downloaded ({type(exc).__name__}). Pass --whisper-model PATH to a local "
                         "faster-whisper model folder"
                     ) from exc
-        self._pipeline = BatchedInferencePipeline(self._model)
         return self._model
 
     # ------------------------------------------------------------------------------------------

@@ -55,7 +55,6 @@ class Ear:
         if self.t._model is None:
             return
         self.t._model = None
-        self.t._pipeline = None
         import gc
 
         gc.collect()
